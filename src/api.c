@@ -1,0 +1,216 @@
+/*
+ * The public entry points: version, messages, contexts, and topk_select's validation and dispatch.
+ *
+ * Everything a caller can get wrong is checked here, before any backend runs, so that a bad call
+ * writes nothing and every backend can trust its arguments.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define TOPK_STR_(x) #x
+#define TOPK_STR(x) TOPK_STR_(x)
+
+unsigned topk_version_number(void) { return TOPK_VERSION_NUMBER; }
+
+const char *topk_version_string(void)
+{
+    return TOPK_STR(TOPK_VERSION_MAJOR) "." TOPK_STR(TOPK_VERSION_MINOR) "." TOPK_STR(TOPK_VERSION_PATCH);
+}
+
+const char *topk_strerror(topk_status status)
+{
+    static const char *const messages[TOPK_STATUS_COUNT] = {
+        [TOPK_OK] = "no error",
+        [TOPK_ERR_NULL_POINTER] = "a required pointer (context, input or output) is NULL",
+        [TOPK_ERR_BAD_SHAPE] = "batch or vocab is below 1, or the matrix is too large for 64-bit byte offsets",
+        [TOPK_ERR_BAD_K] = "k is negative or larger than vocab",
+        [TOPK_ERR_BAD_STRIDE] = "row stride is smaller than vocab",
+        [TOPK_ERR_BAD_DTYPE] = "unknown dtype (expected TOPK_F32, TOPK_F16 or TOPK_BF16)",
+        [TOPK_ERR_BAD_BACKEND] = "unknown backend (expected auto, cpu, offload or reference)",
+        [TOPK_ERR_BAD_ENV] = "TOPK_BACKEND or a TOPK_* tuning variable has a value that is not understood",
+        [TOPK_ERR_BAD_PARAM] = "unknown tuning parameter, or a value out of its range",
+        [TOPK_ERR_NO_DEVICE] = "the offload backend was asked for, but no usable GPU was found",
+        [TOPK_ERR_BAD_MEMORY] = "device pointers were given to a backend that reads host memory",
+        [TOPK_ERR_OUT_OF_MEMORY] = "out of memory allocating a workspace",
+        [TOPK_ERR_DEVICE_FAILURE] = "the GPU runtime reported a failure",
+    };
+    if ((unsigned)status >= TOPK_STATUS_COUNT) return "unknown status";
+    return messages[status];
+}
+
+int topk_dtype_size(topk_dtype dtype)
+{
+    switch (dtype) {
+    case TOPK_F32: return 4;
+    case TOPK_F16:
+    case TOPK_BF16: return 2;
+    }
+    return 0;
+}
+
+static const char *const backend_names[] = {"auto", "cpu", "offload", "reference"};
+
+const char *topk_backend_name(topk_backend backend)
+{
+    if ((unsigned)backend >= sizeof backend_names / sizeof backend_names[0]) return NULL;
+    return backend_names[backend];
+}
+
+/* Reads an environment variable that must hold a non-negative integer. Unset or empty leaves *value. */
+static topk_status read_env_count(const char *name, int64_t *value)
+{
+    const char *text = getenv(name);
+    if (!text || !*text) return TOPK_OK;
+    char *end;
+    long long parsed = strtoll(text, &end, 10);
+    if (*end || parsed < 0) return TOPK_ERR_BAD_ENV;
+    *value = parsed;
+    return TOPK_OK;
+}
+
+static topk_status read_env_backend(topk_backend *backend)
+{
+    const char *text = getenv("TOPK_BACKEND");
+    if (!text || !*text) return TOPK_OK;
+    for (unsigned b = 0; b < sizeof backend_names / sizeof backend_names[0]; b++) {
+        if (strcmp(text, backend_names[b]) == 0) {
+            *backend = (topk_backend)b;
+            return TOPK_OK;
+        }
+    }
+    return TOPK_ERR_BAD_ENV;
+}
+
+static topk_status read_env(topk_ctx *ctx, topk_backend *backend)
+{
+    topk_status s;
+    if ((s = read_env_backend(backend)) != TOPK_OK) return s;
+    if ((s = read_env_count("TOPK_THREADS", &ctx->threads)) != TOPK_OK) return s;
+    if ((s = read_env_count("TOPK_TEAMS_PER_ROW", &ctx->teams_per_row)) != TOPK_OK) return s;
+    return read_env_count("TOPK_CHUNK", &ctx->chunk);
+}
+
+topk_status topk_ctx_create(topk_ctx **out, topk_backend backend)
+{
+    if (!out) return TOPK_ERR_NULL_POINTER;
+    *out = NULL;
+    if (!topk_backend_name(backend)) return TOPK_ERR_BAD_BACKEND;
+    topk_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return TOPK_ERR_OUT_OF_MEMORY;
+    topk_status s = read_env(ctx, &backend);
+    if (s == TOPK_OK && (backend == TOPK_BACKEND_OFFLOAD || backend == TOPK_BACKEND_AUTO)) {
+        s = topk_gpu_open(&ctx->gpu, (int)ctx->device);
+        if (backend == TOPK_BACKEND_AUTO) {
+            backend = s == TOPK_OK ? TOPK_BACKEND_OFFLOAD : TOPK_BACKEND_CPU;
+            s = TOPK_OK;
+        }
+    }
+    if (s != TOPK_OK) {
+        topk_ctx_free(ctx);
+        return s;
+    }
+    ctx->backend = backend;
+    *out = ctx;
+    return TOPK_OK;
+}
+
+void topk_ctx_free(topk_ctx *ctx)
+{
+    if (!ctx) return;
+    topk_gpu_close(ctx->gpu);
+    free(ctx);
+}
+
+topk_backend topk_ctx_backend(const topk_ctx *ctx) { return ctx ? ctx->backend : TOPK_BACKEND_AUTO; }
+
+static int64_t *param_slot(topk_ctx *ctx, topk_param param)
+{
+    switch (param) {
+    case TOPK_PARAM_THREADS: return &ctx->threads;
+    case TOPK_PARAM_DEVICE: return &ctx->device;
+    case TOPK_PARAM_TEAMS_PER_ROW: return &ctx->teams_per_row;
+    case TOPK_PARAM_CHUNK: return &ctx->chunk;
+    }
+    return NULL;
+}
+
+topk_status topk_ctx_set_param(topk_ctx *ctx, topk_param param, int64_t value)
+{
+    if (!ctx) return TOPK_ERR_NULL_POINTER;
+    int64_t *slot = param_slot(ctx, param);
+    if (!slot || value < (param == TOPK_PARAM_DEVICE ? -1 : 0)) return TOPK_ERR_BAD_PARAM;
+    if (param == TOPK_PARAM_DEVICE && value != *slot && ctx->gpu) {
+        topk_gpu *moved;
+        topk_status s = topk_gpu_open(&moved, (int)value);
+        if (s != TOPK_OK) return s;
+        topk_gpu_close(ctx->gpu);
+        ctx->gpu = moved;
+    }
+    *slot = value;
+    return TOPK_OK;
+}
+
+topk_status topk_ctx_get_param(const topk_ctx *ctx, topk_param param, int64_t *value)
+{
+    if (!ctx || !value) return TOPK_ERR_NULL_POINTER;
+    int64_t *slot = param_slot((topk_ctx *)ctx, param);
+    if (!slot) return TOPK_ERR_BAD_PARAM;
+    *value = *slot;
+    return TOPK_OK;
+}
+
+/* The whole input, from the first element of row 0 to the last element of row batch-1, and both
+ * outputs must be addressable with int64 byte offsets. */
+static bool fits_in_offsets(int64_t batch, int64_t vocab, int64_t row_stride, int64_t k, int elem)
+{
+    int64_t last_row, span, out;
+    if (__builtin_mul_overflow(batch - 1, row_stride, &last_row)) return false;
+    if (__builtin_add_overflow(last_row, vocab, &span)) return false;
+    if (__builtin_mul_overflow(span, (int64_t)elem, &span)) return false;
+    if (__builtin_mul_overflow(batch, k, &out)) return false;
+    return !__builtin_mul_overflow(out, (int64_t)sizeof(int64_t), &out);
+}
+
+static topk_status validate(const topk_ctx *ctx, const void *input, topk_dtype dtype, int64_t batch,
+                            int64_t vocab, int64_t row_stride, int64_t k, unsigned flags, const void *values,
+                            const int64_t *indices)
+{
+    if (!ctx || !input) return TOPK_ERR_NULL_POINTER;
+    int elem = topk_dtype_size(dtype);
+    if (!elem) return TOPK_ERR_BAD_DTYPE;
+    if (batch < 1 || vocab < 1) return TOPK_ERR_BAD_SHAPE;
+    if (k < 0 || k > vocab) return TOPK_ERR_BAD_K;
+    if (row_stride < vocab) return TOPK_ERR_BAD_STRIDE;
+    if (!fits_in_offsets(batch, vocab, row_stride, k, elem)) return TOPK_ERR_BAD_SHAPE;
+    if (k > 0 && (!values || !indices)) return TOPK_ERR_NULL_POINTER;
+    if ((flags & TOPK_DEVICE_POINTERS) && ctx->backend != TOPK_BACKEND_OFFLOAD) return TOPK_ERR_BAD_MEMORY;
+    return TOPK_OK;
+}
+
+topk_status topk_select(topk_ctx *ctx, const void *input, topk_dtype dtype, int64_t batch, int64_t vocab,
+                        int64_t row_stride, int64_t k, unsigned flags, void *values_out, int64_t *indices_out)
+{
+    topk_status s = validate(ctx, input, dtype, batch, vocab, row_stride, k, flags, values_out, indices_out);
+    if (s != TOPK_OK || k == 0) return s;
+    topk_problem p = {
+        .input = input,
+        .dtype = dtype,
+        .batch = batch,
+        .vocab = vocab,
+        .row_stride = row_stride,
+        .k = k,
+        .key_flip = (flags & TOPK_SMALLEST) ? (dtype == TOPK_F32 ? 0xFFFFFFFFu : 0xFFFFu) : 0,
+        .values = values_out,
+        .indices = indices_out,
+    };
+    switch (ctx->backend) {
+    case TOPK_BACKEND_REFERENCE: return topk_reference_select(&p);
+    case TOPK_BACKEND_CPU: return topk_cpu_select(&p, (int)ctx->threads, ctx->chunk);
+    case TOPK_BACKEND_OFFLOAD:
+        return topk_gpu_select(ctx->gpu, &p, flags & TOPK_DEVICE_POINTERS, ctx->teams_per_row);
+    case TOPK_BACKEND_AUTO: break;
+    }
+    return TOPK_ERR_BAD_BACKEND;
+}

@@ -1,0 +1,45 @@
+/*
+ * What the API layer hands to a backend, and what each backend offers. Not installed.
+ *
+ * topk_select validates everything before a backend runs, so a backend may assume: pointers non-NULL,
+ * 1 <= batch, 1 <= k <= vocab <= row_stride, byte offsets fit in int64, dtype known.
+ */
+#ifndef TOPK_INTERNAL_H
+#define TOPK_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "topk.h"
+
+/* One validated call. */
+typedef struct topk_problem {
+    const void *input;
+    topk_dtype dtype;
+    int64_t batch, vocab, row_stride, k;
+    uint32_t key_flip; /* 0 for the largest; the key's all-ones mask (0xFFFFFFFF or 0xFFFF) for the smallest */
+    void *values;      /* batch x k of dtype */
+    int64_t *indices;  /* batch x k */
+} topk_problem;
+
+/* The obviously correct backend: sort every row's (key, index) pairs. */
+topk_status topk_reference_select(const topk_problem *p);
+
+/* The host-parallel backend. threads <= 0: OpenMP's default; chunk <= 0: chosen per shape. */
+topk_status topk_cpu_select(const topk_problem *p, int threads, int64_t chunk);
+
+/* The GPU backend (offload/). A topk_gpu is one context's hold on one device: its workspace and the
+ * lock that makes threads sharing the context take turns. Without an offload build, or without a
+ * usable device, topk_gpu_open returns TOPK_ERR_NO_DEVICE. */
+typedef struct topk_gpu topk_gpu;
+topk_status topk_gpu_open(topk_gpu **gpu, int device);
+void topk_gpu_close(topk_gpu *gpu);
+topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_pointers, int64_t teams_per_row);
+
+struct topk_ctx {
+    topk_backend backend; /* resolved: never AUTO */
+    int64_t threads, device, teams_per_row, chunk;
+    topk_gpu *gpu; /* NULL unless backend is OFFLOAD */
+};
+
+#endif
