@@ -31,16 +31,23 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; only what is marked TOPK_API is exported. */
+#if defined(__GNUC__) || defined(__clang__)
+#define TOPK_API __attribute__((visibility("default")))
+#else
+#define TOPK_API
+#endif
+
 #define TOPK_VERSION_MAJOR 0
 #define TOPK_VERSION_MINOR 1
 #define TOPK_VERSION_PATCH 0
 #define TOPK_VERSION_NUMBER (TOPK_VERSION_MAJOR * 10000 + TOPK_VERSION_MINOR * 100 + TOPK_VERSION_PATCH)
 
 /* The version of the library actually linked: TOPK_VERSION_NUMBER at the time it was built. */
-unsigned topk_version_number(void);
+TOPK_API unsigned topk_version_number(void);
 
 /* The same as a string, "MAJOR.MINOR.PATCH". */
-const char *topk_version_string(void);
+TOPK_API const char *topk_version_string(void);
 
 /* Every function that can fail returns one of these. TOPK_OK is 0; all others are errors. */
 typedef enum topk_status {
@@ -62,7 +69,7 @@ typedef enum topk_status {
 
 /* A short readable message for a status ("k is negative or larger than vocab", ...). Never NULL; an
  * unknown code gives "unknown status". The string is static: do not free it. */
-const char *topk_strerror(topk_status status);
+TOPK_API const char *topk_strerror(topk_status status);
 
 /* The element type of the input matrix; values_out has the same type. */
 typedef enum topk_dtype {
@@ -72,7 +79,7 @@ typedef enum topk_dtype {
 } topk_dtype;
 
 /* Size in bytes of one element of a dtype, or 0 for an unknown dtype. */
-int topk_dtype_size(topk_dtype dtype);
+TOPK_API int topk_dtype_size(topk_dtype dtype);
 
 /* Which implementation runs the selection.
  *   AUTO      offload when a GPU is usable (or the pointers are device pointers), else cpu.
@@ -89,7 +96,7 @@ typedef enum topk_backend {
 } topk_backend;
 
 /* The backend's name ("auto", "cpu", "offload", "reference"), or NULL for an unknown value. */
-const char *topk_backend_name(topk_backend backend);
+TOPK_API const char *topk_backend_name(topk_backend backend);
 
 /* A context holds the backend, the GPU device number, the workspace and the tuning knobs. Create one
  * and reuse it: the GPU workspace is allocated once and grows as needed. Threads may share a context
@@ -100,13 +107,13 @@ typedef struct topk_ctx topk_ctx;
  * tuning variables (TOPK_THREADS, TOPK_TEAMS_PER_ROW, TOPK_CHUNK). Asking for TOPK_BACKEND_OFFLOAD
  * with no usable GPU fails with TOPK_ERR_NO_DEVICE; AUTO then quietly uses the CPU.
  * On success *ctx is set; on failure it is set to NULL. */
-topk_status topk_ctx_create(topk_ctx **ctx, topk_backend backend);
+TOPK_API topk_status topk_ctx_create(topk_ctx **ctx, topk_backend backend);
 
 /* Frees a context and its workspaces. NULL is allowed. */
-void topk_ctx_free(topk_ctx *ctx);
+TOPK_API void topk_ctx_free(topk_ctx *ctx);
 
 /* The backend that this context runs: never AUTO (AUTO is resolved at creation). */
-topk_backend topk_ctx_backend(const topk_ctx *ctx);
+TOPK_API topk_backend topk_ctx_backend(const topk_ctx *ctx);
 
 /* Tuning parameters. 0 always means "choose for me", which is the default. */
 typedef enum topk_param {
@@ -117,10 +124,10 @@ typedef enum topk_param {
 } topk_param;
 
 /* Sets a tuning parameter. Returns TOPK_ERR_BAD_PARAM for an unknown parameter or a negative value. */
-topk_status topk_ctx_set_param(topk_ctx *ctx, topk_param param, int64_t value);
+TOPK_API topk_status topk_ctx_set_param(topk_ctx *ctx, topk_param param, int64_t value);
 
 /* Reads a tuning parameter into *value. */
-topk_status topk_ctx_get_param(const topk_ctx *ctx, topk_param param, int64_t *value);
+TOPK_API topk_status topk_ctx_get_param(const topk_ctx *ctx, topk_param param, int64_t *value);
 
 /* Flags for topk_select, combined with |. */
 #define TOPK_SMALLEST 1u       /* select the k smallest instead of the k largest */
@@ -134,7 +141,7 @@ topk_status topk_ctx_get_param(const topk_ctx *ctx, topk_param param, int64_t *v
  *   values_out    batch x k elements of dtype, row r at values_out + r * k: the selected values, best first.
  *   indices_out   batch x k int64 column indices, same layout.
  * Returns TOPK_OK, or an error status with nothing written. */
-topk_status topk_select(topk_ctx *ctx, const void *input, topk_dtype dtype, int64_t batch, int64_t vocab,
+TOPK_API topk_status topk_select(topk_ctx *ctx, const void *input, topk_dtype dtype, int64_t batch, int64_t vocab,
                         int64_t row_stride, int64_t k, unsigned flags, void *values_out, int64_t *indices_out);
 
 #ifdef __cplusplus

@@ -1,6 +1,226 @@
+/*
+ * The cpu backend: a running threshold that rejects almost every element with one vector compare.
+ *
+ * Big idea. For the top k of a random row only a few elements can ever matter: once we hold k
+ * candidates, an element is interesting only if its ordered key beats the k-th best so far, and after
+ * a short start that threshold is high. So each thread streams its part of a row in blocks of 32
+ * elements; a block is turned into 32 keys and compared with the threshold in SIMD registers, and only a
+ * block in which some key wins is looked at one element at a time. Winners go into a small buffer of
+ * (key, index) words; when the buffer fills, an exact selection keeps the best k and raises the
+ * threshold. Expected survivors in random data are about k * ln(V / k), so the cost is one read of the
+ * row; adversarial rows (ascending) only make the exact part busier, never wrong.
+ *
+ * Candidates are 64-bit words: key << 32 | ~column. Comparing words compares keys first and, for equal
+ * keys, prefers the smaller column, which is exactly the contract's order; so the whole selection is
+ * integer compares. Columns are row-relative and fit in 32 bits (rows of up to 2^32 elements).
+ *
+ * Parallelism. Rows are spread over threads. When there are fewer rows than threads, each row is cut
+ * into segments, every segment keeps its own top k, and one pass per row merges the segments' winners.
+ */
+#include <omp.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
+#include "keys.h"
+#include "select_words.h"
+
+enum { BLOCK = 32, MIN_SEGMENT = 1 << 15 };
+/* A segment's buffer holds 2k + 64 words: a selection every k + 64 winners keeps the threshold close
+ * behind the true k-th key (a larger buffer lets it lag, and a lagging threshold lets more through). */
+#define CAPACITY(k) (2 * (k) + 64)
+
+typedef struct segment_state {
+    uint64_t *words;    /* buffer of candidate words */
+    int64_t count;      /* words in use */
+    int64_t capacity;   /* words it holds before a selection is due */
+    int64_t keep;       /* how many best words a selection keeps: min(k, segment length) */
+    uint64_t threshold; /* the keep-th best word once count reached keep; 0 before */
+} segment_state;
+
+static inline uint64_t make_word(uint32_t key, int64_t column) { return (uint64_t)key << 32 | (uint32_t)~column; }
+
+static inline int64_t word_column(uint64_t word) { return (int64_t)(uint32_t)~word; }
+
+/* Keep only the best `keep` words and raise the threshold to the worst of them. */
+static void shrink(segment_state *s)
+{
+    topk_select_words(s->words, s->count, s->keep);
+    s->count = s->keep;
+    uint64_t worst = s->words[0];
+    for (int64_t i = 1; i < s->keep; i++) worst = s->words[i] < worst ? s->words[i] : worst;
+    s->threshold = worst;
+}
+
+static inline void offer(segment_state *s, uint64_t word)
+{
+    if (word <= s->threshold) return;
+    s->words[s->count++] = word;
+    if (s->count == s->capacity) shrink(s);
+}
+
+/*
+ * The block filter works on signed keys, which SIMD compares natively: for a float's bits b,
+ * b ^ ((b >> sign) & magnitude) orders like the value, -0.0 below +0.0, with no conversion. NaNs are
+ * the only values it misplaces, so every NaN is let through and the exact word compare decides. The
+ * vectors are GCC/Clang vector extensions: SSE2 or AVX2 (a clone picked at load time) on x86-64,
+ * whatever the target has elsewhere. A block is 64 bytes: 16 fp32 or 32 fp16/bf16 elements.
+ */
+#if defined(__x86_64__) && !defined(__NVPTX__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef SIMD_CLONES
+#define SIMD_CLONES
+#endif
+
+typedef int32_t lanes32 __attribute__((vector_size(64)));
+typedef int16_t lanes16 __attribute__((vector_size(64)));
+typedef bool bits16 __attribute__((ext_vector_type(16)));
+typedef bool bits32 __attribute__((ext_vector_type(32)));
+
+/* One bit per lane (a movemask on x86), so a firing block visits only the lanes that fired. */
+static inline uint32_t lane_bits32(const lanes32 *pass)
+{
+    bits16 b = __builtin_convertvector(*pass, bits16);
+    uint16_t out;
+    memcpy(&out, &b, sizeof out);
+    return out;
+}
+
+static inline uint32_t lane_bits16(const lanes16 *pass)
+{
+    bits32 b = __builtin_convertvector(*pass, bits32);
+    uint32_t out;
+    memcpy(&out, &b, sizeof out);
+    return out;
+}
+
+/*
+ * scan_<dtype>: one segment [begin, end) of one row. The first `keep` elements are taken as they come
+ * (there is no threshold yet); after that, a block is looked at element by element only if its filter
+ * fires. The bar is the threshold's key: a later element whose key merely equals it has a larger column
+ * and so ranks below it.
+ */
+#define DEFINE_SCAN(NAME, ELEM, LANE, LANES, LANE_BITS, SIGN_SHIFT, MAGNITUDE, INF, KEY)                                    \
+    SIMD_CLONES static void NAME(const ELEM *row, int64_t begin, int64_t end, uint32_t flip, segment_state *s) \
+    {                                                                                                        \
+        enum { N = 64 / sizeof(ELEM) };                                                                      \
+        int64_t c = begin;                                                                                   \
+        for (; c < begin + s->keep; c++) s->words[s->count++] = make_word(KEY(row[c]) ^ flip, c);           \
+        shrink(s);                                                                                           \
+        LANES signed_flip = (LANES){} + (LANE)(flip ? -1 : 0);                                              \
+        for (; c + N <= end; c += N) {                                                                       \
+            /* The bar as a signed key: the unsigned key with its top bit flipped. */                        \
+            LANES bar = (LANES){} + (LANE)((uint32_t)(s->threshold >> 32) ^ (MAGNITUDE + 1u));               \
+            LANES bits;                                                                                      \
+            memcpy(&bits, row + c, 64);                                                                      \
+            LANES magnitude = bits & (LANE)MAGNITUDE;                                                        \
+            LANES keys = (bits ^ ((bits >> SIGN_SHIFT) & (LANE)MAGNITUDE)) ^ signed_flip;                      \
+            LANES pass = (keys > bar) | (magnitude > (LANE)INF);                                             \
+            for (uint32_t fired = LANE_BITS(&pass); fired; fired &= fired - 1) {                               \
+                int i = __builtin_ctz(fired);                                                                \
+                offer(s, make_word(KEY(row[c + i]) ^ flip, c + i));                                          \
+            }                                                                                                \
+        }                                                                                                    \
+        for (; c < end; c++) offer(s, make_word(KEY(row[c]) ^ flip, c));                                    \
+        shrink(s);                                                                                           \
+    }
+
+DEFINE_SCAN(scan_f32, uint32_t, int32_t, lanes32, lane_bits32, 31, 0x7FFFFFFF, 0x7F800000, topk_key_f32)
+DEFINE_SCAN(scan_f16, uint16_t, int16_t, lanes16, lane_bits16, 15, 0x7FFF, 0x7C00, topk_key_f16)
+DEFINE_SCAN(scan_bf16, uint16_t, int16_t, lanes16, lane_bits16, 15, 0x7FFF, 0x7F80, topk_key_bf16)
+
+static void scan_segment(const topk_problem *p, int64_t row, int64_t begin, int64_t end, segment_state *s)
+{
+    size_t offset = (size_t)row * (size_t)p->row_stride;
+    switch (p->dtype) {
+    case TOPK_F32: scan_f32((const uint32_t *)p->input + offset, begin, end, p->key_flip, s); break;
+    case TOPK_F16: scan_f16((const uint16_t *)p->input + offset, begin, end, p->key_flip, s); break;
+    case TOPK_BF16: scan_bf16((const uint16_t *)p->input + offset, begin, end, p->key_flip, s); break;
+    }
+}
+
+/* Sorts a row's k winners best first and writes values (the input's own bits) and columns. */
+static void emit_row(const topk_problem *p, int64_t row, uint64_t *words)
+{
+    topk_sort_words_descending(words, p->k);
+    size_t elem = (size_t)topk_dtype_size(p->dtype);
+    const char *in = (const char *)p->input + (size_t)row * (size_t)p->row_stride * elem;
+    char *values = (char *)p->values + (size_t)(row * p->k) * elem;
+    int64_t *indices = p->indices + row * p->k;
+    for (int64_t j = 0; j < p->k; j++) {
+        int64_t column = word_column(words[j]);
+        indices[j] = column;
+        memcpy(values + (size_t)j * elem, in + (size_t)column * elem, elem);
+    }
+}
+
+static int64_t segments_per_row(const topk_problem *p, int threads, int64_t chunk)
+{
+    int64_t min_len = chunk > 0 ? chunk : MIN_SEGMENT;
+    int64_t by_threads = p->batch >= threads ? 1 : (threads + p->batch - 1) / p->batch;
+    int64_t by_length = p->vocab / min_len > 1 ? p->vocab / min_len : 1;
+    int64_t segments = by_threads < by_length ? by_threads : by_length;
+    /* Each segment must be at least k long, or merging would cost more than it saves. */
+    while (segments > 1 && p->vocab / segments < p->k) segments--;
+    return segments;
+}
+
 topk_status topk_cpu_select(const topk_problem *p, int threads, int64_t chunk)
 {
-    (void)threads; (void)chunk;
-    return topk_reference_select(p);
+    /* Columns travel in 32 bits; a row of 2^32 elements (16 GiB of fp32) takes the slow exact path. */
+    if (p->vocab >= ((int64_t)1 << 32)) return topk_reference_select(p);
+    if (threads <= 0) threads = omp_get_max_threads();
+    /* Waking a thread costs microseconds: give each one at least MIN_SEGMENT elements of work. */
+    int64_t useful = (p->batch * p->vocab + MIN_SEGMENT - 1) / MIN_SEGMENT;
+    if (useful < threads) threads = (int)useful;
+    int64_t segments = segments_per_row(p, threads, chunk);
+    int64_t tasks = p->batch * segments;
+    if (tasks < threads) threads = (int)tasks;
+    int64_t seg_len = (p->vocab + segments - 1) / segments;
+    int64_t keep = p->k < seg_len ? p->k : seg_len;
+    int64_t scratch_len = CAPACITY(keep);
+    /* Segment winners of every task when rows are split; a thread's scratch buffer always. */
+    uint64_t *winners = segments > 1 ? malloc((size_t)tasks * (size_t)keep * sizeof *winners) : NULL;
+    uint64_t *scratch = malloc((size_t)threads * (size_t)scratch_len * sizeof *scratch);
+    if (!scratch || (segments > 1 && !winners)) {
+        free(winners);
+        free(scratch);
+        return TOPK_ERR_OUT_OF_MEMORY;
+    }
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        uint64_t *mine = scratch + (size_t)omp_get_thread_num() * (size_t)scratch_len;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < tasks; t++) {
+            int64_t row = t / segments, seg = t % segments;
+            int64_t begin = seg * seg_len, end = begin + seg_len < p->vocab ? begin + seg_len : p->vocab;
+            int64_t seg_keep = p->k < end - begin ? p->k : end - begin;
+            int64_t capacity = CAPACITY(seg_keep);
+            segment_state s = {mine, 0, capacity, seg_keep, 0};
+            scan_segment(p, row, begin, end, &s);
+            if (segments == 1) {
+                emit_row(p, row, mine);
+            } else {
+                uint64_t *out = winners + (size_t)t * (size_t)keep;
+                memcpy(out, mine, (size_t)s.count * sizeof *out);
+                for (int64_t i = s.count; i < keep; i++) out[i] = 0; /* shorter last segment: never wins */
+            }
+        }
+        if (segments > 1) {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t row = 0; row < p->batch; row++) {
+                uint64_t *row_words = winners + (size_t)(row * segments) * (size_t)keep;
+                topk_select_words(row_words, segments * keep, p->k);
+                emit_row(p, row, row_words);
+            }
+        }
+    }
+    free(winners);
+    free(scratch);
+    return TOPK_OK;
 }
