@@ -99,18 +99,16 @@ static inline uint32_t lane_bits16(const lanes16 *pass)
 }
 
 /*
- * scan_<dtype>: one segment [begin, end) of one row. The first `keep` elements are taken as they come
- * (there is no threshold yet); after that, a block is looked at element by element only if its filter
- * fires. The bar is the threshold's key: a later element whose key merely equals it has a larger column
- * and so ranks below it.
+ * filter_<dtype>: offers every element of row[from, end) that beats the threshold. A block is looked at
+ * element by element only if its SIMD filter fires, which compares keys alone: an element whose key
+ * merely equals the threshold's has a larger column than the threshold's element (columns are scanned
+ * in order, and a sampled threshold is set to lose every tie) and so ranks below it.
  */
-#define DEFINE_SCAN(NAME, ELEM, LANE, LANES, LANE_BITS, SIGN_SHIFT, MAGNITUDE, INF, KEY)                                    \
-    SIMD_CLONES static void NAME(const ELEM *row, int64_t begin, int64_t end, uint32_t flip, segment_state *s) \
+#define DEFINE_FILTER(NAME, ELEM, LANE, LANES, LANE_BITS, SIGN_SHIFT, MAGNITUDE, INF, KEY)                   \
+    SIMD_CLONES static void NAME(const ELEM *row, int64_t from, int64_t end, uint32_t flip, segment_state *s) \
     {                                                                                                        \
         enum { N = 64 / sizeof(ELEM) };                                                                      \
-        int64_t c = begin;                                                                                   \
-        for (; c < begin + s->keep; c++) s->words[s->count++] = make_word(KEY(row[c]) ^ flip, c);           \
-        shrink(s);                                                                                           \
+        int64_t c = from;                                                                                    \
         LANES signed_flip = (LANES){} + (LANE)(flip ? -1 : 0);                                              \
         for (; c + N <= end; c += N) {                                                                       \
             /* The bar as a signed key: the unsigned key with its top bit flipped. */                        \
@@ -126,21 +124,77 @@ static inline uint32_t lane_bits16(const lanes16 *pass)
             }                                                                                                \
         }                                                                                                    \
         for (; c < end; c++) offer(s, make_word(KEY(row[c]) ^ flip, c));                                    \
-        shrink(s);                                                                                           \
     }
 
-DEFINE_SCAN(scan_f32, uint32_t, int32_t, lanes32, lane_bits32, 31, 0x7FFFFFFF, 0x7F800000, topk_key_f32)
-DEFINE_SCAN(scan_f16, uint16_t, int16_t, lanes16, lane_bits16, 15, 0x7FFF, 0x7C00, topk_key_f16)
-DEFINE_SCAN(scan_bf16, uint16_t, int16_t, lanes16, lane_bits16, 15, 0x7FFF, 0x7F80, topk_key_bf16)
+DEFINE_FILTER(filter_f32, uint32_t, int32_t, lanes32, lane_bits32, 31, 0x7FFFFFFF, 0x7F800000, topk_key_f32)
+DEFINE_FILTER(filter_f16, uint16_t, int16_t, lanes16, lane_bits16, 15, 0x7FFF, 0x7C00, topk_key_f16)
+DEFINE_FILTER(filter_bf16, uint16_t, int16_t, lanes16, lane_bits16, 15, 0x7FFF, 0x7F80, topk_key_bf16)
 
-static void scan_segment(const topk_problem *p, int64_t row, int64_t begin, int64_t end, segment_state *s)
+static void filter(const topk_problem *p, const void *row, int64_t from, int64_t end, segment_state *s)
 {
-    size_t offset = (size_t)row * (size_t)p->row_stride;
     switch (p->dtype) {
-    case TOPK_F32: scan_f32((const uint32_t *)p->input + offset, begin, end, p->key_flip, s); break;
-    case TOPK_F16: scan_f16((const uint16_t *)p->input + offset, begin, end, p->key_flip, s); break;
-    case TOPK_BF16: scan_bf16((const uint16_t *)p->input + offset, begin, end, p->key_flip, s); break;
+    case TOPK_F32: filter_f32(row, from, end, p->key_flip, s); break;
+    case TOPK_F16: filter_f16(row, from, end, p->key_flip, s); break;
+    case TOPK_BF16: filter_bf16(row, from, end, p->key_flip, s); break;
     }
+}
+
+static uint64_t word_at(const topk_problem *p, const void *row, int64_t c)
+{
+    switch (p->dtype) {
+    case TOPK_F32: return make_word(topk_key_f32(((const uint32_t *)row)[c]) ^ p->key_flip, c);
+    case TOPK_F16: return make_word(topk_key_f16(((const uint16_t *)row)[c]) ^ p->key_flip, c);
+    case TOPK_BF16: return make_word(topk_key_bf16(((const uint16_t *)row)[c]) ^ p->key_flip, c);
+    }
+    return 0;
+}
+
+/*
+ * When k is a sizeable share of the segment, a running threshold starts too low and lets a large part
+ * of the row through before it catches up. Then a strided sample of SAMPLE elements gives a starting
+ * threshold: the word of sample rank mu + 3 sqrt(mu) + 3, where mu is the number of sampled elements
+ * expected above the true k-th, so that at least keep elements beat it unless the row is very unlike
+ * its sample. The threshold takes column 0's place in the word so that a tie with its key never beats
+ * it: only strictly larger keys pass. Returns false (no threshold set) when sampling does not pay.
+ */
+enum { SAMPLE = 256, SAMPLE_RUN = 8 }; /* runs of 8 neighbours: 32 cache lines touched, not 256 */
+
+static bool sample_threshold(const topk_problem *p, const void *row, int64_t begin, int64_t end, segment_state *s)
+{
+    int64_t n = end - begin;
+    double mu = (double)s->keep * SAMPLE / (double)n;
+    if (mu < 1.0 || n < 4 * SAMPLE) return false;
+    int64_t rank = (int64_t)(mu + 3.0 * __builtin_sqrt(mu)) + 3;
+    if (rank >= SAMPLE / 2) return false;
+    uint64_t sample[SAMPLE];
+    for (int64_t run = 0; run < SAMPLE / SAMPLE_RUN; run++) {
+        int64_t at = begin + run * (n - SAMPLE_RUN) / (SAMPLE / SAMPLE_RUN - 1);
+        for (int64_t i = 0; i < SAMPLE_RUN; i++) sample[run * SAMPLE_RUN + i] = word_at(p, row, at + i);
+    }
+    topk_select_words(sample, SAMPLE, rank);
+    uint64_t lowest = sample[0];
+    for (int64_t i = 1; i < rank; i++) lowest = sample[i] < lowest ? sample[i] : lowest;
+    s->threshold = lowest | 0xFFFFFFFFu;
+    return true;
+}
+
+/* One segment [begin, end) of one row: afterwards s->words[0, keep) hold its best keep words. */
+static void scan_segment(const topk_problem *p, int64_t row_index, int64_t begin, int64_t end, segment_state *s)
+{
+    const char *row = (const char *)p->input + (size_t)row_index * (size_t)p->row_stride * (size_t)topk_dtype_size(p->dtype);
+    if (sample_threshold(p, row, begin, end, s)) {
+        filter(p, row, begin, end, s);
+        if (s->count >= s->keep) {
+            shrink(s);
+            return;
+        }
+        s->count = 0; /* the row was unlike its sample: start again the plain way */
+    }
+    /* The first keep elements are taken as they come: there is no threshold yet. */
+    for (int64_t c = begin; c < begin + s->keep; c++) s->words[s->count++] = word_at(p, row, c);
+    shrink(s);
+    filter(p, row, begin + s->keep, end, s);
+    shrink(s);
 }
 
 /* Sorts a row's k winners best first and writes values (the input's own bits) and columns. */
