@@ -99,36 +99,94 @@ static inline uint32_t lane_bits16(const lanes16 *pass)
 }
 
 /*
+ * offer_fired_<dtype>: offers the elements of the block at column c whose bits are set in `fired`. Kept
+ * out of line so that the filter loops around it stay in registers.
+ */
+#define DEFINE_OFFER_FIRED(NAME, ELEM, KEY)                                                                  \
+    __attribute__((noinline)) static void NAME(const ELEM *row, int64_t c, uint32_t fired, uint32_t flip,  \
+                                               segment_state *s)                                            \
+    {                                                                                                        \
+        for (; fired; fired &= fired - 1) {                                                                  \
+            int i = __builtin_ctz(fired);                                                                    \
+            offer(s, make_word(KEY(row[c + i]) ^ flip, c + i));                                              \
+        }                                                                                                    \
+    }
+
+DEFINE_OFFER_FIRED(offer_fired_f32, uint32_t, topk_key_f32)
+DEFINE_OFFER_FIRED(offer_fired_f16, uint16_t, topk_key_f16)
+DEFINE_OFFER_FIRED(offer_fired_bf16, uint16_t, topk_key_bf16)
+
+/*
  * filter_<dtype>: offers every element of row[from, end) that beats the threshold. A block is looked at
  * element by element only if its SIMD filter fires, which compares keys alone: an element whose key
  * merely equals the threshold's has a larger column than the threshold's element (columns are scanned
- * in order, and a sampled threshold is set to lose every tie) and so ranks below it.
+ * in order, and a sampled threshold is set to lose every tie) and so ranks below it. The bar only
+ * moves when something was offered.
  */
-#define DEFINE_FILTER(NAME, ELEM, LANE, LANES, LANE_BITS, SIGN_SHIFT, MAGNITUDE, INF, KEY)                   \
+#define DEFINE_FILTER(NAME, ELEM, LANE, LANES, LANE_BITS, SIGN_SHIFT, MAGNITUDE, INF, KEY, OFFER_FIRED)      \
     SIMD_CLONES static void NAME(const ELEM *row, int64_t from, int64_t end, uint32_t flip, segment_state *s) \
     {                                                                                                        \
         enum { N = 64 / sizeof(ELEM) };                                                                      \
         int64_t c = from;                                                                                    \
         LANES signed_flip = (LANES){} + (LANE)(flip ? -1 : 0);                                              \
+        /* The bar as a signed key: the unsigned key with its top bit flipped. */                            \
+        LANES bar = (LANES){} + (LANE)((uint32_t)(s->threshold >> 32) ^ (MAGNITUDE + 1u));                   \
         for (; c + N <= end; c += N) {                                                                       \
-            /* The bar as a signed key: the unsigned key with its top bit flipped. */                        \
-            LANES bar = (LANES){} + (LANE)((uint32_t)(s->threshold >> 32) ^ (MAGNITUDE + 1u));               \
             LANES bits;                                                                                      \
             memcpy(&bits, row + c, 64);                                                                      \
             LANES magnitude = bits & (LANE)MAGNITUDE;                                                        \
             LANES keys = (bits ^ ((bits >> SIGN_SHIFT) & (LANE)MAGNITUDE)) ^ signed_flip;                      \
             LANES pass = (keys > bar) | (magnitude > (LANE)INF);                                             \
-            for (uint32_t fired = LANE_BITS(&pass); fired; fired &= fired - 1) {                               \
-                int i = __builtin_ctz(fired);                                                                \
-                offer(s, make_word(KEY(row[c + i]) ^ flip, c + i));                                          \
+            uint32_t fired = LANE_BITS(&pass);                                                               \
+            if (__builtin_expect(fired != 0, 0)) {                                                           \
+                OFFER_FIRED(row, c, fired, flip, s);                                                         \
+                bar = (LANES){} + (LANE)((uint32_t)(s->threshold >> 32) ^ (MAGNITUDE + 1u));                 \
             }                                                                                                \
         }                                                                                                    \
         for (; c < end; c++) offer(s, make_word(KEY(row[c]) ^ flip, c));                                    \
     }
 
-DEFINE_FILTER(filter_f32, uint32_t, int32_t, lanes32, lane_bits32, 31, 0x7FFFFFFF, 0x7F800000, topk_key_f32)
-DEFINE_FILTER(filter_f16, uint16_t, int16_t, lanes16, lane_bits16, 15, 0x7FFF, 0x7C00, topk_key_f16)
-DEFINE_FILTER(filter_bf16, uint16_t, int16_t, lanes16, lane_bits16, 15, 0x7FFF, 0x7F80, topk_key_bf16)
+DEFINE_FILTER(filter_f16, uint16_t, int16_t, lanes16, lane_bits16, 15, 0x7FFF, 0x7C00, topk_key_f16, offer_fired_f16)
+DEFINE_FILTER(filter_bf16, uint16_t, int16_t, lanes16, lane_bits16, 15, 0x7FFF, 0x7F80, topk_key_bf16, offer_fired_bf16)
+
+/*
+ * fp32 has native SIMD float compares, which cost one instruction where the key transform costs seven.
+ * The filter only has to let through a superset of the winners: "not below the threshold's value" is
+ * true for every larger value, for +0.0 against a -0.0 threshold, for ties, and for NaN (an unordered
+ * compare is false), and the exact word compare sorts those out. Smallest-first negates both sides.
+ */
+typedef float lanesf __attribute__((vector_size(64)));
+
+static inline void f32_bar(const segment_state *s, uint32_t flip, lanesf *bar)
+{
+    uint32_t key = (uint32_t)(s->threshold >> 32) ^ flip;
+    uint32_t bits = (key & 0x80000000u ? key ^ 0x80000000u : ~key) ^ (flip & 0x80000000u);
+    lanes32 splat = (lanes32){} + (int32_t)bits;
+    memcpy(bar, &splat, 64);
+}
+
+SIMD_CLONES static void filter_f32(const uint32_t *row, int64_t from, int64_t end, uint32_t flip, segment_state *s)
+{
+    enum { N = 16 };
+    int64_t c = from;
+    lanes32 negate = (lanes32){} + (int32_t)(flip & 0x80000000u);
+    lanesf bar;
+    f32_bar(s, flip, &bar);
+    for (; c + N <= end; c += N) {
+        lanes32 bits;
+        memcpy(&bits, row + c, 64);
+        bits ^= negate;
+        lanesf x;
+        memcpy(&x, &bits, 64);
+        lanes32 pass = ~(x < bar);
+        uint32_t fired = lane_bits32(&pass);
+        if (__builtin_expect(fired != 0, 0)) {
+            offer_fired_f32(row, c, fired, flip, s);
+            f32_bar(s, flip, &bar);
+        }
+    }
+    for (; c < end; c++) offer(s, make_word(topk_key_f32(row[c]) ^ flip, c));
+}
 
 static void filter(const topk_problem *p, const void *row, int64_t from, int64_t end, segment_state *s)
 {
