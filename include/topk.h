@@ -59,7 +59,7 @@ typedef enum topk_status {
     TOPK_ERR_BAD_DTYPE,      /* dtype is not one of topk_dtype */
     TOPK_ERR_BAD_BACKEND,    /* backend is not one of topk_backend */
     TOPK_ERR_BAD_ENV,        /* TOPK_BACKEND or a TOPK_* tuning variable holds a value we do not know */
-    TOPK_ERR_BAD_PARAM,      /* a tuning parameter or its value is out of range */
+    TOPK_ERR_BAD_PARAM,      /* unknown tuning parameter or flag bit, or a value out of its range */
     TOPK_ERR_NO_DEVICE,      /* the offload backend or device pointers were asked for and no usable GPU exists */
     TOPK_ERR_BAD_MEMORY,     /* device pointers given to a backend that reads host memory */
     TOPK_ERR_OUT_OF_MEMORY,  /* a workspace could not be allocated */
@@ -117,13 +117,13 @@ TOPK_API topk_backend topk_ctx_backend(const topk_ctx *ctx);
 
 /* Tuning parameters. 0 always means "choose for me", which is the default. */
 typedef enum topk_param {
-    TOPK_PARAM_THREADS = 0,       /* cpu: OpenMP threads (env TOPK_THREADS) */
-    TOPK_PARAM_DEVICE = 1,        /* offload: OpenMP device number; -1 or 0 = the default device */
-    TOPK_PARAM_TEAMS_PER_ROW = 2, /* offload: teams that share one row (env TOPK_TEAMS_PER_ROW) */
-    TOPK_PARAM_CHUNK = 3          /* cpu: elements of a row one thread takes at a time (env TOPK_CHUNK) */
+    TOPK_PARAM_THREADS = 0,       /* cpu: OpenMP threads, 0..4096 (env TOPK_THREADS) */
+    TOPK_PARAM_DEVICE = 1,        /* offload: OpenMP device number, -1..4096; -1 or 0 = the default device */
+    TOPK_PARAM_TEAMS_PER_ROW = 2, /* offload: teams that share one row, 0..65536 (env TOPK_TEAMS_PER_ROW) */
+    TOPK_PARAM_CHUNK = 3          /* cpu: least elements of a row one thread takes, 0..2^40 (env TOPK_CHUNK) */
 } topk_param;
 
-/* Sets a tuning parameter. Returns TOPK_ERR_BAD_PARAM for an unknown parameter or a negative value. */
+/* Sets a tuning parameter. Returns TOPK_ERR_BAD_PARAM for an unknown parameter or a value out of its range. */
 TOPK_API topk_status topk_ctx_set_param(topk_ctx *ctx, topk_param param, int64_t value);
 
 /* Reads a tuning parameter into *value. */
@@ -137,7 +137,7 @@ TOPK_API topk_status topk_ctx_get_param(const topk_ctx *ctx, topk_param param, i
  *   input         row r starts at input + r * row_stride elements; elements of dtype.
  *   row_stride    in elements, >= vocab.
  *   k             0 <= k <= vocab. With k == 0 nothing is written and the outputs may be NULL.
- *   flags         TOPK_SMALLEST, TOPK_DEVICE_POINTERS.
+ *   flags         TOPK_SMALLEST, TOPK_DEVICE_POINTERS; any other bit is TOPK_ERR_BAD_PARAM.
  *   values_out    batch x k elements of dtype, row r at values_out + r * k: the selected values, best first.
  *   indices_out   batch x k int64 column indices, same layout.
  * Returns TOPK_OK, or an error status with nothing written. */

@@ -30,7 +30,7 @@ const char *topk_strerror(topk_status status)
         [TOPK_ERR_BAD_DTYPE] = "unknown dtype (expected TOPK_F32, TOPK_F16 or TOPK_BF16)",
         [TOPK_ERR_BAD_BACKEND] = "unknown backend (expected auto, cpu, offload or reference)",
         [TOPK_ERR_BAD_ENV] = "TOPK_BACKEND or a TOPK_* tuning variable has a value that is not understood",
-        [TOPK_ERR_BAD_PARAM] = "unknown tuning parameter, or a value out of its range",
+        [TOPK_ERR_BAD_PARAM] = "unknown tuning parameter or flag, or a value out of its range",
         [TOPK_ERR_NO_DEVICE] = "the offload backend was asked for, but no usable GPU was found",
         [TOPK_ERR_BAD_MEMORY] = "device pointers were given to a backend that reads host memory",
         [TOPK_ERR_OUT_OF_MEMORY] = "out of memory allocating a workspace",
@@ -58,14 +58,29 @@ const char *topk_backend_name(topk_backend backend)
     return backend_names[backend];
 }
 
-/* Reads an environment variable that must hold a non-negative integer. Unset or empty leaves *value. */
-static topk_status read_env_count(const char *name, int64_t *value)
+/* The range of each tuning parameter. 0 is always "choose for me". */
+static bool param_in_range(topk_param param, int64_t value)
+{
+    switch (param) {
+    case TOPK_PARAM_THREADS: return value >= 0 && value <= 4096;
+    case TOPK_PARAM_DEVICE: return value >= -1 && value <= 4096;
+    case TOPK_PARAM_TEAMS_PER_ROW: return value >= 0 && value <= 65536;
+    case TOPK_PARAM_CHUNK: return value >= 0 && value <= ((int64_t)1 << 40);
+    }
+    return false;
+}
+
+/* Reads a tuning variable: decimal digits only, in the parameter's range. Unset or empty leaves *value. */
+static topk_status read_env_param(const char *name, topk_param param, int64_t *value)
 {
     const char *text = getenv(name);
     if (!text || !*text) return TOPK_OK;
-    char *end;
-    long long parsed = strtoll(text, &end, 10);
-    if (*end || parsed < 0) return TOPK_ERR_BAD_ENV;
+    int64_t parsed = 0;
+    for (const char *c = text; *c; c++) {
+        if (*c < '0' || *c > '9' || parsed > ((int64_t)1 << 40)) return TOPK_ERR_BAD_ENV;
+        parsed = parsed * 10 + (*c - '0');
+    }
+    if (!param_in_range(param, parsed)) return TOPK_ERR_BAD_ENV;
     *value = parsed;
     return TOPK_OK;
 }
@@ -87,9 +102,9 @@ static topk_status read_env(topk_ctx *ctx, topk_backend *backend)
 {
     topk_status s;
     if ((s = read_env_backend(backend)) != TOPK_OK) return s;
-    if ((s = read_env_count("TOPK_THREADS", &ctx->threads)) != TOPK_OK) return s;
-    if ((s = read_env_count("TOPK_TEAMS_PER_ROW", &ctx->teams_per_row)) != TOPK_OK) return s;
-    return read_env_count("TOPK_CHUNK", &ctx->chunk);
+    if ((s = read_env_param("TOPK_THREADS", TOPK_PARAM_THREADS, &ctx->threads)) != TOPK_OK) return s;
+    if ((s = read_env_param("TOPK_TEAMS_PER_ROW", TOPK_PARAM_TEAMS_PER_ROW, &ctx->teams_per_row)) != TOPK_OK) return s;
+    return read_env_param("TOPK_CHUNK", TOPK_PARAM_CHUNK, &ctx->chunk);
 }
 
 topk_status topk_ctx_create(topk_ctx **out, topk_backend backend)
@@ -140,7 +155,7 @@ topk_status topk_ctx_set_param(topk_ctx *ctx, topk_param param, int64_t value)
 {
     if (!ctx) return TOPK_ERR_NULL_POINTER;
     int64_t *slot = param_slot(ctx, param);
-    if (!slot || value < (param == TOPK_PARAM_DEVICE ? -1 : 0)) return TOPK_ERR_BAD_PARAM;
+    if (!slot || !param_in_range(param, value)) return TOPK_ERR_BAD_PARAM;
     if (param == TOPK_PARAM_DEVICE && value != *slot && ctx->gpu) {
         topk_gpu *moved;
         topk_status s = topk_gpu_open(&moved, (int)value);
@@ -185,6 +200,7 @@ static topk_status validate(const topk_ctx *ctx, const void *input, topk_dtype d
     if (row_stride < vocab) return TOPK_ERR_BAD_STRIDE;
     if (!fits_in_offsets(batch, vocab, row_stride, k, elem)) return TOPK_ERR_BAD_SHAPE;
     if (k > 0 && (!values || !indices)) return TOPK_ERR_NULL_POINTER;
+    if (flags & ~(TOPK_SMALLEST | TOPK_DEVICE_POINTERS)) return TOPK_ERR_BAD_PARAM;
     if ((flags & TOPK_DEVICE_POINTERS) && ctx->backend != TOPK_BACKEND_OFFLOAD) return TOPK_ERR_BAD_MEMORY;
     return TOPK_OK;
 }
