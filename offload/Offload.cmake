@@ -1,5 +1,7 @@
-# Configure-time guard against the silent host fallback (../shared/gpu/NOTES.md): libomptarget below
-# LLVM 21 cannot load device images in ELF ABI 8, which CUDA 13's ptxas writes; target regions then
+# The offload build: a configure-time guard against the silent host fallback, and the flags of an
+# offload target.
+#
+# libomptarget below LLVM 21 cannot load device images in ELF ABI 8, which CUDA 13's ptxas writes; target regions then
 # run on the host without a word. So build a one-line offload program with the chosen CUDA root, read
 # the ABI version of the image it makes, and stop here if the runtime we link could not load it.
 function(topk_check_device_toolchain)
@@ -41,4 +43,17 @@ function(topk_check_device_toolchain)
   endif()
   message(STATUS "offload: device image ELF ABI ${_abi}, LLVM ${_llvm_major}, CUDA root ${TOPK_CUDA_ROOT}: loadable")
   set(TOPK_LLVM_LIBDIR ${_libdir} PARENT_SCOPE)
+endfunction()
+
+# Compiles and links TARGET as an OpenMP offload program for TOPK_GPU_ARCHS with the checked toolchain:
+# the library itself, and the programs that call OpenMP's device-memory routines (LLVM 19's
+# libomptarget crashes in a process whose executable registered no device image).
+function(topk_offload_target target)
+  string(REPLACE "," ";" _archs "${TOPK_GPU_ARCHS}")
+  set(_flags -fopenmp --cuda-path=${TOPK_CUDA_ROOT} --libomptarget-nvptx-bc-path=${TOPK_LLVM_LIBDIR})
+  foreach(_a IN LISTS _archs)
+    list(APPEND _flags --offload-arch=${_a})
+  endforeach()
+  target_compile_options(${target} PRIVATE ${_flags})
+  target_link_options(${target} PRIVATE ${_flags} -Wl,-rpath,${TOPK_LLVM_LIBDIR})
 endfunction()

@@ -1,0 +1,56 @@
+/*
+ * The two things we ask of the CUDA driver directly (gpu.h), through dlopen so that the library never
+ * links libcuda and loads on machines without it.
+ */
+#define _GNU_SOURCE /* RTLD_NODELETE */
+
+#include <dlfcn.h>
+
+#include "gpu.h"
+
+#define CU_CTX_SCHED_AUTO 0u
+#define CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT 16
+
+typedef int (*cu_init_fn)(unsigned);
+typedef int (*cu_device_get_fn)(int *, int);
+typedef int (*cu_ctx_state_fn)(int, unsigned *, int *);
+typedef int (*cu_ctx_set_flags_fn)(int, unsigned);
+typedef int (*cu_attribute_fn)(int *, int, int);
+
+/* Opens the driver and returns the CUdevice of `ordinal`, or NULL. */
+static void *open_driver(int ordinal, int *device)
+{
+    void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!cuda) return NULL;
+    cu_init_fn init = (cu_init_fn)dlsym(cuda, "cuInit");
+    cu_device_get_fn device_get = (cu_device_get_fn)dlsym(cuda, "cuDeviceGet");
+    if (!init || !device_get || init(0) != 0 || device_get(device, ordinal) != 0) {
+        dlclose(cuda);
+        return NULL;
+    }
+    return cuda;
+}
+
+void topk_cuda_prefer_spin(int ordinal)
+{
+    int device;
+    void *cuda = open_driver(ordinal, &device);
+    if (!cuda) return;
+    cu_ctx_state_fn state = (cu_ctx_state_fn)dlsym(cuda, "cuDevicePrimaryCtxGetState");
+    cu_ctx_set_flags_fn set_flags = (cu_ctx_set_flags_fn)dlsym(cuda, "cuDevicePrimaryCtxSetFlags_v2");
+    unsigned flags;
+    int active;
+    if (state && set_flags && state(device, &flags, &active) == 0 && !active) set_flags(device, CU_CTX_SCHED_AUTO);
+    dlclose(cuda);
+}
+
+int topk_cuda_sm_count(int ordinal)
+{
+    int device, count = 0;
+    void *cuda = open_driver(ordinal, &device);
+    if (!cuda) return 0;
+    cu_attribute_fn attribute = (cu_attribute_fn)dlsym(cuda, "cuDeviceGetAttribute");
+    if (!attribute || attribute(&count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device) != 0) count = 0;
+    dlclose(cuda);
+    return count;
+}

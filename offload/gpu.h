@@ -1,0 +1,35 @@
+/*
+ * One context's hold on one device (the topk_gpu of internal.h), shared by the files of offload/.
+ */
+#ifndef TOPK_GPU_H
+#define TOPK_GPU_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "internal.h"
+
+struct topk_gpu {
+    int device;           /* OpenMP device number: a GPU, or the initial device under TOPK_OFFLOAD_HOST=1 */
+    bool on_host;         /* TOPK_OFFLOAD_HOST=1: the kernels run through OpenMP's host fallback */
+    int sm_count;         /* multiprocessors of the GPU (132 when unknown, and on the host) */
+    pthread_mutex_t lock; /* threads sharing the context take turns */
+    void *scratch;        /* candidate lists and wide-k buffers; no contents carry over between calls */
+    size_t scratch_bytes;
+    void *tickets;        /* merge tickets: zeroed once, left zero by every call */
+    size_t ticket_bytes;
+};
+
+/* Makes the workspace at least this large (keeping the tickets zero). Called with the lock held. */
+topk_status topk_gpu_reserve(topk_gpu *gpu, size_t scratch_bytes, size_t ticket_bytes);
+
+/* Through the CUDA driver, loaded at run time (never linked): before the device's primary context
+ * exists, asks it to spin (CU_CTX_SCHED_AUTO) instead of the blocking sync libomptarget would set,
+ * which costs ~20 us per synchronous call. Silent and harmless where anything fails. */
+void topk_cuda_prefer_spin(int ordinal);
+
+/* Multiprocessors of CUDA device `ordinal`, or 0 when the driver cannot say. */
+int topk_cuda_sm_count(int ordinal);
+
+#endif

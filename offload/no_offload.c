@@ -1,0 +1,25 @@
+/*
+ * The GPU backend of a CPU-only build (TOPK_GPU=OFF): there is no device image and no libomptarget,
+ * so there is never a usable device, TOPK_OFFLOAD_HOST included.
+ */
+#include <stddef.h>
+
+#include "internal.h"
+
+topk_status topk_gpu_open(topk_gpu **gpu, int device)
+{
+    (void)device;
+    *gpu = NULL;
+    return TOPK_ERR_NO_DEVICE;
+}
+
+void topk_gpu_close(topk_gpu *gpu) { (void)gpu; }
+
+topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_pointers, int64_t teams_per_row)
+{
+    (void)gpu;
+    (void)p;
+    (void)device_pointers;
+    (void)teams_per_row;
+    return TOPK_ERR_NO_DEVICE;
+}

@@ -1,0 +1,97 @@
+/*
+ * Shapes a call into work items and a merge tree (plan.h).
+ *
+ * Chunks per row: enough (row, chunk) items to give every multiprocessor a few teams, so that a batch
+ * of 1 to 32 rows is still read by the whole GPU; but a chunk keeps at least TOPK_MIN_CHUNK elements,
+ * so small rows stay whole (one team per row, no merge). A k above TOPK_SMEM_K keeps rows whole too:
+ * the team's buffer is then a workspace slice, and merging lists that long would cost more than it saves.
+ */
+#include "plan.h"
+
+#include <omp.h>
+
+#include "sizes.h"
+
+#define TOPK_TEAMS_PER_SM 4         /* items to aim for per multiprocessor */
+#define TOPK_MIN_CHUNK 1024         /* elements: below this a chunk's fixed costs dominate */
+#define TOPK_MAX_TEAMS 65536        /* teams of one launch; more items loop */
+#define TOPK_LIST_BYTES (1ll << 30) /* cap on the candidate lists of one call */
+#define TOPK_WIDE_BYTES (1ll << 30) /* cap on the wide-k buffers of one call */
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static int64_t pow2_at_least(int64_t n)
+{
+    int64_t p = 1;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+/* The candidate bytes the merge tree needs. */
+static int64_t candidate_bytes(topk_plan *plan)
+{
+    topk_plan_tree(plan);
+    return plan->batch * plan->lists_per_row * plan->k * 8;
+}
+
+/* Cuts each row's slots into about `wanted` chunks of equal length. */
+static void cut_rows(topk_plan *plan, int64_t wanted)
+{
+    int64_t slots = ceil_div(15 + plan->vocab * plan->elem, 16); /* the most any row can span */
+    if (wanted > slots) wanted = slots;
+    if (wanted < 1) wanted = 1;
+    plan->slots_per_chunk = ceil_div(slots, wanted);
+    plan->chunks = ceil_div(slots, plan->slots_per_chunk);
+}
+
+topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams_per_row, int sm_count, bool on_host)
+{
+    if (p->vocab > (int64_t)UINT32_MAX - 1) return TOPK_ERR_BAD_SHAPE;
+    *plan = (topk_plan){
+        .batch = p->batch,
+        .vocab = p->vocab,
+        .row_stride = p->row_stride,
+        .k = p->k,
+        .elem = topk_dtype_size(p->dtype),
+        .bf16 = p->dtype == TOPK_BF16,
+        .key_flip = p->key_flip,
+        .wide_k = p->k > TOPK_SMEM_K,
+    };
+    int64_t wanted;
+    if (plan->wide_k)
+        wanted = 1;
+    else if (teams_per_row > 0)
+        wanted = teams_per_row;
+    else {
+        wanted = ceil_div((int64_t)sm_count * TOPK_TEAMS_PER_SM, p->batch);
+        int64_t most = ceil_div(p->vocab, TOPK_MIN_CHUNK);
+        if (wanted > most) wanted = most;
+    }
+    cut_rows(plan, wanted);
+    while (candidate_bytes(plan) > TOPK_LIST_BYTES && plan->chunks > 1) cut_rows(plan, plan->chunks / 2);
+
+    plan->threads = on_host ? (omp_get_num_procs() >= 4 ? 2 : 1) : TOPK_TEAM_THREADS;
+    int64_t items = plan->batch * plan->chunks;
+    int64_t most_teams = on_host ? omp_get_num_procs() / plan->threads : TOPK_MAX_TEAMS;
+    if (plan->wide_k) {
+        /* a slice holds k plus one slot a thread, and the final sort's power of two */
+        int64_t one_slot = plan->threads * TOPK_SLOT_MOST;
+        plan->wide_cap = pow2_at_least(plan->k);
+        if (plan->wide_cap < plan->k + one_slot) plan->wide_cap = plan->k + one_slot;
+        int64_t fit = TOPK_WIDE_BYTES / (plan->wide_cap * 8);
+        if (!on_host && most_teams > 2 * (int64_t)sm_count) most_teams = 2 * (int64_t)sm_count;
+        if (most_teams > fit) most_teams = fit;
+    }
+    if (most_teams < 1) most_teams = 1;
+    if (on_host && most_teams > 8) most_teams = 8;
+    plan->teams = items < most_teams ? items : most_teams;
+    plan->list_bytes = (size_t)(plan->batch * plan->lists_per_row * plan->k * 8);
+    plan->ticket_bytes = (size_t)(plan->batch * plan->tickets_per_row * 4);
+    plan->wide_bytes = plan->wide_k ? (size_t)(plan->teams * plan->wide_cap * 8) : 0;
+    return TOPK_OK;
+}
+
+uint64_t topk_plan_form(const topk_plan *plan, topk_dtype dtype)
+{
+    return (uint64_t)dtype | (uint64_t)(plan->key_flip != 0) << 2 | (uint64_t)plan->wide_k << 3;
+}

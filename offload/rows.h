@@ -1,0 +1,154 @@
+/*
+ * The selection kernel's body: what one team does with its share of the rows.
+ *
+ * The big idea: one target region per call, no grid-wide barrier. A row is cut into `chunks` runs of
+ * 16-byte slots; each (row, chunk) is one work item, and a team streams its chunk with 16-byte loads
+ * through a selection (selection.h), keeping its chunk's best k. A row with one chunk is finished
+ * there. Otherwise the team writes its k candidates (as composites) to the workspace, fences, and takes
+ * a ticket on the merge node above it; the team that takes a node's last ticket merges that node's
+ * fan_in lists (plan.h) the same way, and climbs on. The team that completes the root sorts the row's k
+ * best (bitonic, in the buffer) and writes values and indices. Tickets are reset by the team that takes
+ * the last one, so the workspace needs no clearing between calls.
+ *
+ * Teams loop over work items (item += number of teams), so any number of teams is correct: the GPU
+ * runs one team per item, the host fallback a handful. Every merge input is a set that contains the
+ * best k of its part of the row, and a composite order is total, so the result is exact for any
+ * chunking, and so bit-for-bit the reference's.
+ */
+#ifndef TOPK_ROWS_H
+#define TOPK_ROWS_H
+
+#include "plan.h"
+#include "selection.h"
+
+#pragma omp declare target
+
+/* A stream over count elements of `elem` bytes from base, cut in parts of slots_per_part slots:
+ * this is part `part`. */
+TOPK_INLINE stream stream_over(const void *base, int elem, int kind, int64_t count, uint32_t flip,
+                               int64_t part, int64_t slots_per_part)
+{
+    int64_t misalign = (int64_t)((uintptr_t)base & 15);
+    stream s = {
+        .slots = (const topk_u32x4 *)((const char *)base - misalign),
+        .kind = kind,
+        .per = 16 / elem,
+        .head = misalign / elem,
+        .count = count,
+        .flip = flip,
+    };
+    int64_t slots = (misalign + count * elem + 15) / 16;
+    s.begin = part * slots_per_part;
+    s.end = s.begin + slots_per_part < slots ? s.begin + slots_per_part : slots;
+    return s;
+}
+
+/* Writes the kept best (buf[0..kept)) to a candidate list of k entries, padded with 0, and makes the
+ * writes visible device-wide before the ticket. */
+TOPK_INLINE void publish_list(team *t, const selection *s, uint32_t kept, uint64_t *list, int64_t k)
+{
+    for (int64_t i = t->tid; i < k; i += t->nt) list[i] = i < kept ? s->buf[i] : 0;
+    topk_device_fence();
+    team_barrier();
+}
+
+/* Takes a ticket on a merge node with `inputs` lists; true (in every thread) for the last taker, which
+ * then also resets the ticket for the next call. */
+TOPK_INLINE bool take_ticket(team *t, uint32_t *ticket, uint32_t inputs)
+{
+    if (t->tid == 0) {
+        uint32_t before;
+#pragma omp atomic capture
+        {
+            before = *ticket;
+            *ticket += 1;
+        }
+        bool last = before + 1 == inputs;
+        if (last) {
+#pragma omp atomic write
+            *ticket = 0;
+        }
+        topk_device_fence();
+        t->m->last = last;
+    }
+    team_barrier();
+    bool last = t->m->last;
+    if (last) topk_device_fence();
+    team_barrier(); /* m->last is rewritten only after every thread read it */
+    return last;
+}
+
+/* The root: sorts the row's best k and writes them out. */
+TOPK_INLINE void write_row(team *t, selection *s, uint32_t kept, const topk_plan *p, const char *rowp,
+                             int64_t row, char *values, int64_t *indices)
+{
+    team_sort(t, s->buf, kept);
+    for (int64_t j = t->tid; j < kept; j += t->nt) {
+        uint32_t column = ~(uint32_t)s->buf[j];
+        int64_t out = row * p->k + j;
+        indices[out] = column;
+        if (p->elem == 4)
+            ((uint32_t *)values)[out] = ((const uint32_t *)rowp)[column];
+        else
+            ((uint16_t *)values)[out] = ((const uint16_t *)rowp)[column];
+    }
+    team_barrier(); /* the buffer is reused by the next item */
+}
+
+TOPK_INLINE void run_item(team *t, selection *s, const topk_plan *p, const char *input, int64_t item,
+                          char *values, int64_t *indices)
+{
+    int64_t row = item / p->chunks, node = item % p->chunks;
+    const char *rowp = input + row * p->row_stride * p->elem;
+    int kind = p->elem == 4 ? WAVE_F32 : p->bf16 ? WAVE_BF16 : WAVE_F16;
+    stream st = stream_over(rowp, p->elem, kind, p->vocab, p->key_flip, node, p->slots_per_chunk);
+    selection_start(t, s);
+    selection_stream(t, s, st);
+    uint32_t kept = selection_finish(t, s);
+    uint64_t *lists = p->lists + row * p->lists_per_row * p->k;
+    for (int level = 0; level < p->levels; level++) {
+        publish_list(t, s, kept, lists + (p->list_base[level] + node) * p->k, p->k);
+        int64_t parent = node / p->fan_in, first = parent * p->fan_in;
+        int64_t inputs = p->nodes[level] - first < p->fan_in ? p->nodes[level] - first : p->fan_in;
+        uint32_t *ticket = p->tickets + row * p->tickets_per_row + p->ticket_base[level + 1] + parent;
+        if (!take_ticket(t, ticket, (uint32_t)inputs)) return;
+        st = stream_over(lists + (p->list_base[level] + first) * p->k, 8, WAVE_LIST, inputs * p->k, 0, 0,
+                         INT64_MAX);
+        selection_start(t, s);
+        selection_stream(t, s, st);
+        kept = selection_finish(t, s);
+        node = parent;
+    }
+    write_row(t, s, kept, p, rowp, row, values, indices);
+}
+
+/* What every thread of every team runs: m is the team's shared memory, the rest the launch's
+ * arguments (topk_plan_rebuild). */
+TOPK_INLINE void topk_run_team(team_mem *m, const char *input, char *values, int64_t *indices, int64_t batch,
+                               int64_t vocab, int64_t row_stride, int64_t k, int64_t chunks,
+                               int64_t slots_per_chunk, int64_t wide_cap, uint64_t form, uint64_t *lists,
+                               uint64_t *wide, uint32_t *tickets)
+{
+    topk_plan p;
+    topk_plan_rebuild(&p, batch, vocab, row_stride, k, chunks, slots_per_chunk, wide_cap, form, lists, wide,
+                      tickets);
+    team t;
+    team_start(&t, m);
+    selection s;
+    s.k = (uint32_t)p.k;
+    s.top_shift = p.elem == 4 ? 56 : 40;
+    if (p.wide_k) {
+        s.buf = p.wide + omp_get_team_num() * p.wide_cap;
+        s.cap = (uint32_t)p.wide_cap;
+    } else {
+        s.buf = m->buf;
+        s.cap = TOPK_CAP;
+    }
+    int64_t items = p.batch * p.chunks;
+    for (int64_t item = omp_get_team_num(); item < items; item += omp_get_num_teams())
+        run_item(&t, &s, &p, input, item, values, indices);
+}
+
+#pragma omp end declare target
+
+#endif

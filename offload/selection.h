@@ -1,0 +1,211 @@
+/*
+ * A streaming exact top-k for one team: elements arrive in waves, each thread holding TOPK_SLOTS raw
+ * 16-byte slots in registers (16 fp32, 32 fp16/bf16, or 8 composites of a candidate list), and the team
+ * keeps, in a buffer, a set that always contains the best k seen.
+ *
+ * The big idea: a running floor. Only composites >= floor enter the buffer. The first wave that brings
+ * more than k sets the floor by a radix select over the wave itself, in registers, so that exactly k
+ * enter; later, when the buffer would overflow, a radix select over the buffer (team_select) finds the
+ * floor under which exactly k remain, the buffer is compacted to those k, and the floor rises. Nothing
+ * below the floor can be in the final top k (k entries beat it already), so the filter only drops
+ * losers. On random data the floor is good after the first wave and a later wave costs one barrier and
+ * no buffer traffic; on adversarial data (ascending rows, all-equal rows) it compacts more often but
+ * stays exact, because composites are unique and totally ordered: ties are settled by the column bits.
+ *
+ * The buffer is team-shared memory (TOPK_CAP entries) for k <= TOPK_SMEM_K, else a slice of the GPU
+ * workspace with room for k + one slot per thread and for the final sort.
+ */
+#ifndef TOPK_SELECTION_H
+#define TOPK_SELECTION_H
+
+#include "keys.h"
+#include "team.h"
+
+#pragma omp declare target
+
+typedef uint32_t topk_u32x4 __attribute__((vector_size(16)));
+
+enum wave_kind { WAVE_F32, WAVE_F16, WAVE_BF16, WAVE_LIST };
+
+/* Where a stream's slots come from: a run of 16-byte slots, aligned down from the first element.
+ * Element e of the stream sits in slot (e + head) / per, lane (e + head) % per. */
+typedef struct stream {
+    const topk_u32x4 *slots;
+    int kind;
+    int per;       /* elements per slot: 4, 8 or 2 */
+    int64_t head;  /* elements of slot 0 before element 0 */
+    int64_t count; /* elements */
+    int64_t begin, end; /* slots of this team's part */
+    uint32_t flip; /* key XOR for the smallest */
+} stream;
+
+/* One wave: thread tid holds slots first + j * nt, j < TOPK_SLOTS. */
+typedef struct wave {
+    topk_u32x4 v[TOPK_SLOTS];
+    int64_t first;
+} wave;
+
+TOPK_INLINE uint64_t composite(uint32_t key, int64_t index) { return (uint64_t)key << 32 | (uint32_t)~(uint32_t)index; }
+
+/* Loads a wave of the slots from `at` (this thread: at + tid + j * nt). */
+TOPK_INLINE wave wave_load(const team *t, stream s, int64_t at)
+{
+    wave w;
+    w.first = at + t->tid;
+    _Pragma("unroll")
+    for (int j = 0; j < TOPK_SLOTS; j++) {
+        int64_t i = w.first + (int64_t)j * t->nt;
+        if (s.kind == WAVE_LIST)
+            w.v[j] = i < s.end ? ((const volatile topk_u32x4 *)s.slots)[i] : (topk_u32x4){0, 0, 0, 0};
+        else
+            w.v[j] = i < s.end ? s.slots[i] : (topk_u32x4){0, 0, 0, 0};
+    }
+    return w;
+}
+
+/* The composite of lane l of the thread's slot j, or 0 where that is no element of this part. */
+TOPK_INLINE uint64_t wave_get(const team *t, stream s, wave w, int j, int l)
+{
+    int64_t slot = w.first + (int64_t)j * t->nt, e = slot * s.per + l - s.head;
+    bool in = slot < s.end && e >= 0 && e < s.count;
+    topk_u32x4 v = w.v[j];
+    switch (s.kind) {
+    case WAVE_F32: return in ? composite(topk_key_f32(v[l & 3]) ^ s.flip, e) : 0;
+    case WAVE_LIST: return in ? (uint64_t)v[(2 * l + 1) & 3] << 32 | v[(2 * l) & 3] : 0;
+    default: {
+        uint32_t bits = (v[(l / 2) & 3] >> (16 * (l % 2))) & 0xFFFFu;
+        uint32_t key = s.kind == WAVE_BF16 ? topk_key_bf16(bits) : topk_key_f16(bits);
+        return in ? composite(key ^ s.flip, e) : 0;
+    }
+    }
+}
+
+/* Runs BODY for every element c of the thread's slot j of a wave (fully unrolled per kind). */
+#define FOR_EACH_IN_SLOT(t, s, w, j, c, BODY)                                                            \
+    _Pragma("unroll") for (int l_ = 0; l_ < 8; l_++) if (l_ < (s).per) {                                 \
+        uint64_t c = wave_get(t, s, w, j, l_);                                                           \
+        BODY                                                                                             \
+    }
+
+typedef struct selection {
+    uint64_t *buf;
+    uint32_t cap;  /* entries buf can hold: >= k + nt * 8 */
+    uint32_t k;    /* how many to keep */
+    int top_shift; /* team_select's top digit: 56 for 32-bit keys, 40 for 16-bit */
+    uint32_t fill; /* entries in buf (the same in every thread) */
+    uint64_t floor;
+} selection;
+
+TOPK_INLINE void selection_start(team *t, selection *s)
+{
+    s->fill = 0;
+    s->floor = 1;
+    if (t->tid == 0) t->m->fill = 0;
+    team_barrier();
+}
+
+/* Elements >= floor in the thread's slots [j0, j1) of a wave. */
+TOPK_INLINE uint32_t count_passing(const team *t, stream st, wave w, int j0, int j1, uint64_t floor)
+{
+    uint32_t n = 0;
+    _Pragma("unroll")
+    for (int j = 0; j < TOPK_SLOTS; j++)
+        if (j >= j0 && j < j1) FOR_EACH_IN_SLOT(t, st, w, j, c, n += c >= floor;)
+    return n;
+}
+
+TOPK_INLINE void insert_passing(team *t, selection *s, stream st, wave w, int j0, int j1, uint32_t count)
+{
+    if (!count) return;
+    uint32_t at;
+#pragma omp atomic capture
+    {
+        at = t->m->fill;
+        t->m->fill += count;
+    }
+    _Pragma("unroll")
+    for (int j = 0; j < TOPK_SLOTS; j++)
+        if (j >= j0 && j < j1) FOR_EACH_IN_SLOT(t, st, w, j, c, if (c >= s->floor) s->buf[at++] = c;)
+}
+
+/* Keeps the best k of the buffer and raises the floor to theirs. Needs fill > k. */
+TOPK_INLINE void selection_shrink(team *t, selection *s)
+{
+    uint64_t p = team_select(t, s->buf, s->fill, s->k, s->top_shift);
+    if (p > s->floor) s->floor = p;
+    s->fill = team_keep(t, s->buf, s->fill, s->floor, s->buf);
+}
+
+/* Raises the floor so that exactly k of the wave's elements pass (more than k pass now). */
+TOPK_INLINE void select_in_wave(team *t, selection *s, stream st, wave w)
+{
+    radix r = radix_start(t, s->k, s->top_shift);
+    do {
+        _Pragma("unroll")
+        for (int j = 0; j < TOPK_SLOTS; j++)
+            FOR_EACH_IN_SLOT(t, st, w, j, c, hist_add(r.hist, radix_bin(r, c), c >= s->floor && radix_matches(r, c));)
+        r = radix_settle(t, r);
+    } while (!r.done);
+    if (r.prefix > s->floor) s->floor = r.prefix;
+}
+
+/* Offers one wave. */
+TOPK_INLINE void selection_offer(team *t, selection *s, stream st, wave w)
+{
+    uint32_t count = count_passing(t, st, w, 0, TOPK_SLOTS, s->floor);
+    uint32_t total = team_sum(t, count);
+    if (total == 0) return;
+    if (s->fill == 0 && total > s->k) {
+        select_in_wave(t, s, st, w);
+        count = count_passing(t, st, w, 0, TOPK_SLOTS, s->floor);
+        total = team_sum(t, count); /* k */
+    }
+    if (s->fill + total <= s->cap) {
+        insert_passing(t, s, st, w, 0, TOPK_SLOTS, count);
+        team_barrier();
+        s->fill += total;
+        return;
+    }
+    /* Too many at once: a slot (<= 8 elements a thread, <= cap - k a team) at a time, shrinking first
+     * where needed, so that each always fits. */
+    _Pragma("unroll")
+    for (int j = 0; j < TOPK_SLOTS; j++) {
+        count = count_passing(t, st, w, j, j + 1, s->floor);
+        total = team_sum(t, count);
+        if (total == 0) continue;
+        if (s->fill + total > s->cap) {
+            selection_shrink(t, s);
+            count = count_passing(t, st, w, j, j + 1, s->floor);
+            total = team_sum(t, count);
+        }
+        insert_passing(t, s, st, w, j, j + 1, count);
+        team_barrier();
+        s->fill += total;
+    }
+}
+
+/* Streams the slots of st's part through the selection, loading each wave while the one before is
+ * being offered. */
+TOPK_INLINE void selection_stream(team *t, selection *s, stream st)
+{
+    int64_t step = (int64_t)TOPK_SLOTS * t->nt;
+    if (st.begin >= st.end) return;
+    wave now = wave_load(t, st, st.begin);
+    for (int64_t at = st.begin; at < st.end; at += step) {
+        wave next = now;
+        if (at + step < st.end) next = wave_load(t, st, at + step);
+        selection_offer(t, s, st, now);
+        now = next;
+    }
+}
+
+/* Leaves the best min(k, fill) at buf[0..) and returns how many. */
+TOPK_INLINE uint32_t selection_finish(team *t, selection *s)
+{
+    if (s->fill > s->k) selection_shrink(t, s);
+    return s->fill;
+}
+
+#pragma omp end declare target
+
+#endif

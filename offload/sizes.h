@@ -1,0 +1,20 @@
+/*
+ * The fixed sizes of the selection kernels, shared by the planner (host) and the kernels (device).
+ */
+#ifndef TOPK_SIZES_H
+#define TOPK_SIZES_H
+
+#define TOPK_TEAM_THREADS 256 /* threads of a GPU team */
+#define TOPK_CAP 4096         /* composites in the team-shared buffer */
+#define TOPK_SLOTS 4          /* 16-byte slots a thread holds per wave */
+#define TOPK_SLOT_MOST 8      /* elements in a slot: a thread adds at most 8 entries at once */
+#define TOPK_SMEM_K 2048      /* largest k the team-shared buffer serves: TOPK_CAP - 256 * TOPK_SLOT_MOST */
+#define TOPK_BINS 256         /* radix digits of 8 bits */
+#define TOPK_GROUPS 16        /* the bins, summed 16 at a time to find a digit's bucket quickly */
+#define TOPK_KEEP 16          /* composites a thread moves per round of a compaction */
+
+/* Kernel helpers are inlined into the region: a call would keep the per-thread arrays (a wave of
+ * composites) and the team and selection structs in local memory. */
+#define TOPK_INLINE static inline __attribute__((always_inline))
+
+#endif
