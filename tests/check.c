@@ -145,3 +145,12 @@ void check_case(topk_ctx *ctx, topk_ctx *reference_ctx, const select_case *c, co
     }
     selection_free(&got);
 }
+
+void check_each_k(topk_ctx *ctx, topk_ctx *reference_ctx, select_case *c, const void *input,
+                  const selection *oracle, const int64_t *ks, int count)
+{
+    for (int i = 0; i < count; i++) {
+        c->k = ks[i];
+        check_case(ctx, reference_ctx, c, input, oracle);
+    }
+}

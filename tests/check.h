@@ -65,4 +65,8 @@ void assert_same(const select_case *c, const selection *got, const selection *wa
 void check_case(topk_ctx *ctx, topk_ctx *reference_ctx, const select_case *c, const void *input,
                 const selection *oracle);
 
+/* check_case for each k of ks[0, count) in turn: c->k takes each value. */
+void check_each_k(topk_ctx *ctx, topk_ctx *reference_ctx, select_case *c, const void *input,
+                  const selection *oracle, const int64_t *ks, int count);
+
 #endif

@@ -240,10 +240,7 @@ static void adversarial(topk_backend backend, int pattern_index)
                 int64_t ks[K_MAX];
                 int k_count = ks_for(vocab, ks);
                 if (vocab > SMALL_VOCAB) k_count = add_tie_cuts(&c, &oracle, ks, k_count);
-                for (int i = 0; i < k_count; i++) {
-                    c.k = ks[i];
-                    check_case(ctx, reference, &c, input, &oracle);
-                }
+                check_each_k(ctx, reference, &c, input, &oracle, ks, k_count);
                 selection_free(&oracle);
             }
             free(input);

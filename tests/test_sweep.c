@@ -81,10 +81,7 @@ static void sweep(topk_backend backend, const sweep_slice *slice)
             for (int smallest = 0; smallest < 2; smallest++) {
                 select_case c = {backend, slice->dtype, batches[b], slice->vocab, strides[s], 0, smallest, data};
                 selection oracle = oracle_selection(&c, input, true);
-                for (int i = 0; i < k_count; i++) {
-                    c.k = ks[i];
-                    check_case(ctx, reference, &c, input, &oracle);
-                }
+                check_each_k(ctx, reference, &c, input, &oracle, ks, k_count);
                 selection_free(&oracle);
             }
             free(input);
