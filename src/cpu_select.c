@@ -3,16 +3,16 @@
  *
  * Big idea. For the top k of a random row only a few elements can ever matter: once we hold k
  * candidates, an element is interesting only if its ordered key beats the k-th best so far, and after
- * a short start that threshold is high. So each thread streams its part of a row in blocks of 32
- * elements; a block is turned into 32 keys and compared with the threshold in SIMD registers, and only a
- * block in which some key wins is looked at one element at a time. Winners go into a small buffer of
+ * a short start that threshold is high. So each thread streams its part of a row in 64-byte blocks
+ * (16 fp32 or 32 fp16/bf16 elements), compares a whole block with the threshold in SIMD registers, and
+ * looks only at the lanes of a block that fired. Winners go into a small buffer of
  * (key, index) words; when the buffer fills, an exact selection keeps the best k and raises the
  * threshold. Expected survivors in random data are about k * ln(V / k), so the cost is one read of the
  * row; adversarial rows (ascending) only make the exact part busier, never wrong.
  *
  * Candidates are 64-bit words: key << 32 | ~column. Comparing words compares keys first and, for equal
  * keys, prefers the smaller column, which is exactly the contract's order; so the whole selection is
- * integer compares. Columns are row-relative and fit in 32 bits (rows of up to 2^32 elements).
+ * integer compares. Columns are row-relative and fit in 32 bits (rows of up to 2^32 - 1 elements).
  *
  * Parallelism. Rows are spread over threads. When there are fewer rows than threads, each row is cut
  * into segments, every segment keeps its own top k, and one pass per row merges the segments' winners.
@@ -26,7 +26,7 @@
 #include "keys.h"
 #include "select_words.h"
 
-enum { BLOCK = 32, MIN_SEGMENT = 1 << 15 };
+enum { MIN_SEGMENT = 1 << 15 };
 /* A segment's buffer holds 2k + 64 words: a selection every k + 64 winners keeps the threshold close
  * behind the true k-th key (a larger buffer lets it lag, and a lagging threshold lets more through). */
 #define CAPACITY(k) (2 * (k) + 64)
