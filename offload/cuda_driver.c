@@ -31,8 +31,16 @@ static void *open_driver(int ordinal, int *device)
     return cuda;
 }
 
+/*
+ * libomptarget 19 initialises the device when the first image registers (before main, or when libtopk
+ * is loaded), and puts the primary context into blocking sync unless someone made it active first: a
+ * synchronous call then sleeps and costs ~35 us more. The driver lets the flags change on an active
+ * context, so replace exactly that mode with AUTO (spin while the GPU is busy). A context created by
+ * someone else in another mode (PyTorch's) keeps its flags.
+ */
 void topk_cuda_prefer_spin(int ordinal)
 {
+    enum { SCHED_MASK = 7u, SCHED_BLOCKING_SYNC = 4u };
     int device;
     void *cuda = open_driver(ordinal, &device);
     if (!cuda) return;
@@ -40,7 +48,9 @@ void topk_cuda_prefer_spin(int ordinal)
     cu_ctx_set_flags_fn set_flags = (cu_ctx_set_flags_fn)dlsym(cuda, "cuDevicePrimaryCtxSetFlags_v2");
     unsigned flags;
     int active;
-    if (state && set_flags && state(device, &flags, &active) == 0 && !active) set_flags(device, CU_CTX_SCHED_AUTO);
+    if (state && set_flags && state(device, &flags, &active) == 0 &&
+        (!active || (flags & SCHED_MASK) == SCHED_BLOCKING_SYNC))
+        set_flags(device, (flags & ~SCHED_MASK) | CU_CTX_SCHED_AUTO);
     dlclose(cuda);
 }
 

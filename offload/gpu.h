@@ -24,9 +24,10 @@ struct topk_gpu {
 /* Makes the workspace at least this large (keeping the tickets zero). Called with the lock held. */
 topk_status topk_gpu_reserve(topk_gpu *gpu, size_t scratch_bytes, size_t ticket_bytes);
 
-/* Through the CUDA driver, loaded at run time (never linked): before the device's primary context
- * exists, asks it to spin (CU_CTX_SCHED_AUTO) instead of the blocking sync libomptarget would set,
- * which costs ~20 us per synchronous call. Silent and harmless where anything fails. */
+/* Through the CUDA driver, loaded at run time (never linked): if the device's primary context is in
+ * the blocking-sync mode libomptarget imposes (or not yet active), switches it to CU_CTX_SCHED_AUTO,
+ * which saves ~35 us per synchronous call. A context in another mode (PyTorch's) keeps its flags.
+ * Silent and harmless where anything fails. */
 void topk_cuda_prefer_spin(int ordinal);
 
 /* Multiprocessors of CUDA device `ordinal`, or 0 when the driver cannot say. */
