@@ -23,7 +23,6 @@
 #include <string.h>
 
 #include "internal.h"
-#include "keys.h"
 #include "select_words.h"
 
 enum { MIN_SEGMENT = 1 << 15 };
@@ -197,16 +196,6 @@ static void filter(const topk_problem *p, const void *row, int64_t from, int64_t
     }
 }
 
-static uint64_t word_at(const topk_problem *p, const void *row, int64_t c)
-{
-    switch (p->dtype) {
-    case TOPK_F32: return make_word(topk_key_f32(((const uint32_t *)row)[c]) ^ p->key_flip, c);
-    case TOPK_F16: return make_word(topk_key_f16(((const uint16_t *)row)[c]) ^ p->key_flip, c);
-    case TOPK_BF16: return make_word(topk_key_bf16(((const uint16_t *)row)[c]) ^ p->key_flip, c);
-    }
-    return 0;
-}
-
 /*
  * When k is a sizeable share of the segment, a running threshold starts too low and lets a large part
  * of the row through before it catches up. Then a strided sample of SAMPLE elements gives a starting
@@ -217,7 +206,7 @@ static uint64_t word_at(const topk_problem *p, const void *row, int64_t c)
  */
 enum { SAMPLE = 256, SAMPLE_RUN = 8 }; /* runs of 8 neighbours: 32 cache lines touched, not 256 */
 
-static bool sample_threshold(const topk_problem *p, const void *row, int64_t begin, int64_t end, segment_state *s)
+static bool sample_threshold(const topk_problem *p, const char *row, int64_t begin, int64_t end, segment_state *s)
 {
     int64_t n = end - begin;
     double mu = (double)s->keep * SAMPLE / (double)n;
@@ -227,7 +216,7 @@ static bool sample_threshold(const topk_problem *p, const void *row, int64_t beg
     uint64_t sample[SAMPLE];
     for (int64_t run = 0; run < SAMPLE / SAMPLE_RUN; run++) {
         int64_t at = begin + run * (n - SAMPLE_RUN) / (SAMPLE / SAMPLE_RUN - 1);
-        for (int64_t i = 0; i < SAMPLE_RUN; i++) sample[run * SAMPLE_RUN + i] = word_at(p, row, at + i);
+        for (int64_t i = 0; i < SAMPLE_RUN; i++) sample[run * SAMPLE_RUN + i] = make_word(topk_key_at(p, row, at + i), at + i);
     }
     topk_select_words(sample, SAMPLE, rank);
     uint64_t lowest = sample[0];
@@ -239,7 +228,7 @@ static bool sample_threshold(const topk_problem *p, const void *row, int64_t beg
 /* One segment [begin, end) of one row: afterwards s->words[0, keep) hold its best keep words. */
 static void scan_segment(const topk_problem *p, int64_t row_index, int64_t begin, int64_t end, segment_state *s)
 {
-    const char *row = (const char *)p->input + (size_t)row_index * (size_t)p->row_stride * (size_t)topk_dtype_size(p->dtype);
+    const char *row = topk_row(p, row_index);
     if (sample_threshold(p, row, begin, end, s)) {
         filter(p, row, begin, end, s);
         if (s->count >= s->keep) {
@@ -249,7 +238,7 @@ static void scan_segment(const topk_problem *p, int64_t row_index, int64_t begin
         s->count = 0; /* the row was unlike its sample: start again the plain way */
     }
     /* The first keep elements are taken as they come: there is no threshold yet. */
-    for (int64_t c = begin; c < begin + s->keep; c++) s->words[s->count++] = word_at(p, row, c);
+    for (int64_t c = begin; c < begin + s->keep; c++) s->words[s->count++] = make_word(topk_key_at(p, row, c), c);
     shrink(s);
     filter(p, row, begin + s->keep, end, s);
     shrink(s);
@@ -260,7 +249,7 @@ static void emit_row(const topk_problem *p, int64_t row, uint64_t *words)
 {
     topk_sort_words_descending(words, p->k);
     size_t elem = (size_t)topk_dtype_size(p->dtype);
-    const char *in = (const char *)p->input + (size_t)row * (size_t)p->row_stride * elem;
+    const char *in = topk_row(p, row);
     char *values = (char *)p->values + (size_t)(row * p->k) * elem;
     int64_t *indices = p->indices + row * p->k;
     for (int64_t j = 0; j < p->k; j++) {

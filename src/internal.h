@@ -9,7 +9,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "keys.h"
 #include "topk.h"
 
 /* One validated call. */
@@ -21,6 +23,25 @@ typedef struct topk_problem {
     void *values;      /* batch x k of dtype */
     int64_t *indices;  /* batch x k */
 } topk_problem;
+
+/* The first element of row `row` of the input. */
+static inline const char *topk_row(const topk_problem *p, int64_t row)
+{
+    return (const char *)p->input + (size_t)row * (size_t)p->row_stride * (size_t)topk_dtype_size(p->dtype);
+}
+
+/* The ordered key (keys.h) of element `column` of a row, flipped for smallest-first. */
+static inline uint32_t topk_key_at(const topk_problem *p, const char *row, int64_t column)
+{
+    if (p->dtype == TOPK_F32) {
+        uint32_t bits;
+        memcpy(&bits, row + column * 4, 4);
+        return topk_key_f32(bits) ^ p->key_flip;
+    }
+    uint16_t bits;
+    memcpy(&bits, row + column * 2, 2);
+    return (p->dtype == TOPK_F16 ? topk_key_f16(bits) : topk_key_bf16(bits)) ^ p->key_flip;
+}
 
 /* The obviously correct backend: sort every row's (key, index) pairs. */
 topk_status topk_reference_select(const topk_problem *p);

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "internal.h"
-#include "keys.h"
 
 typedef struct ranked {
     uint32_t key;
@@ -23,26 +22,14 @@ static int better_first(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-static uint32_t key_at(const topk_problem *p, const char *row, int64_t column)
-{
-    if (p->dtype == TOPK_F32) {
-        uint32_t bits;
-        memcpy(&bits, row + column * 4, 4);
-        return topk_key_f32(bits) ^ p->key_flip;
-    }
-    uint16_t bits;
-    memcpy(&bits, row + column * 2, 2);
-    return (p->dtype == TOPK_F16 ? topk_key_f16(bits) : topk_key_bf16(bits)) ^ p->key_flip;
-}
-
 topk_status topk_reference_select(const topk_problem *p)
 {
     ranked *pairs = malloc((size_t)p->vocab * sizeof *pairs);
     if (!pairs) return TOPK_ERR_OUT_OF_MEMORY;
     size_t elem = (size_t)topk_dtype_size(p->dtype);
     for (int64_t r = 0; r < p->batch; r++) {
-        const char *row = (const char *)p->input + (size_t)(r * p->row_stride) * elem;
-        for (int64_t c = 0; c < p->vocab; c++) pairs[c] = (ranked){key_at(p, row, c), c};
+        const char *row = topk_row(p, r);
+        for (int64_t c = 0; c < p->vocab; c++) pairs[c] = (ranked){topk_key_at(p, row, c), c};
         qsort(pairs, (size_t)p->vocab, sizeof *pairs, better_first);
         for (int64_t j = 0; j < p->k; j++) {
             int64_t out = r * p->k + j;
