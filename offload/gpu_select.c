@@ -19,36 +19,54 @@
 #define IN_TEAM_MEMORY
 #endif
 
-/* The region's body, shared by both launches: the team's shared memory, and its threads, each with
- * the plan rebuilt from the launch's scalars. */
-#define SELECT_BODY                                                                                      \
+/* The region's body, shared by every launch: the team's shared memory, and its threads, each with the
+ * plan rebuilt from the launch's scalars. KIND is a constant, so each region is one dtype's kernel. */
+#define SELECT_BODY(KIND)                                                                                \
     {                                                                                                    \
         team_mem shared;                                                                                 \
         IN_TEAM_MEMORY                                                                                   \
         _Pragma("omp parallel num_threads(threads)")                                                     \
-        topk_run_team(&shared, input, values, indices, batch, vocab, row_stride, k, chunks,             \
+        topk_run_team(&shared, KIND, input, values, indices, batch, vocab, row_stride, k, chunks,       \
                       slots_per_chunk, wide_cap, form, lists, wide, tickets);                            \
     }
 
-static void launch(const topk_plan *plan, uint64_t form, const topk_gpu *gpu, bool device_pointers,
+/* One region on the caller's device memory ... */
+#define ON_DEVICE_POINTERS(KIND)                                                                         \
+    _Pragma("omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
+             is_device_ptr(input, values, indices, lists, wide, tickets)")                               \
+    SELECT_BODY(KIND)
+
+/* ... or mapping host memory in and out. */
+#define ON_HOST_POINTERS(KIND)                                                                           \
+    _Pragma("omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
+             is_device_ptr(lists, wide, tickets) map(to : input[0 : in_bytes])                            \
+             map(from : values[0 : out_bytes], indices[0 : out])")                                        \
+    SELECT_BODY(KIND)
+
+static void launch(const topk_plan *plan, topk_dtype dtype, const topk_gpu *gpu, bool device_pointers,
                    const char *input, char *values, int64_t *indices)
 {
     int teams = (int)plan->teams, threads = (int)plan->threads, device = gpu->device;
     bool on_device = !gpu->on_host;
     int64_t batch = plan->batch, vocab = plan->vocab, row_stride = plan->row_stride, k = plan->k;
     int64_t chunks = plan->chunks, slots_per_chunk = plan->slots_per_chunk, wide_cap = plan->wide_cap;
+    uint64_t form = topk_plan_form(plan, dtype);
     uint64_t *lists = plan->lists, *wide = plan->wide;
     uint32_t *tickets = plan->tickets;
+    int64_t in_bytes = ((batch - 1) * row_stride + vocab) * plan->elem;
+    int64_t out = batch * k, out_bytes = out * plan->elem;
     if (device_pointers) {
-#pragma omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
-    is_device_ptr(input, values, indices, lists, wide, tickets)
-        SELECT_BODY
+        switch (dtype) {
+        case TOPK_F32: ON_DEVICE_POINTERS(WAVE_F32) break;
+        case TOPK_F16: ON_DEVICE_POINTERS(WAVE_F16) break;
+        case TOPK_BF16: ON_DEVICE_POINTERS(WAVE_BF16) break;
+        }
     } else {
-        int64_t in_bytes = ((batch - 1) * row_stride + vocab) * plan->elem;
-        int64_t out = batch * k, out_bytes = out * plan->elem;
-#pragma omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
-    is_device_ptr(lists, wide, tickets) map(to : input[0 : in_bytes]) map(from : values[0 : out_bytes], indices[0 : out])
-        SELECT_BODY
+        switch (dtype) {
+        case TOPK_F32: ON_HOST_POINTERS(WAVE_F32) break;
+        case TOPK_F16: ON_HOST_POINTERS(WAVE_F16) break;
+        case TOPK_BF16: ON_HOST_POINTERS(WAVE_BF16) break;
+        }
     }
 }
 
@@ -61,10 +79,10 @@ topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *problem, bool dev
     s = topk_gpu_reserve(gpu, plan.list_bytes + plan.wide_bytes, plan.ticket_bytes);
     if (s == TOPK_OK) {
         plan.lists = gpu->scratch;
-        plan.wide = (uint64_t *)((char *)gpu->scratch + plan.list_bytes);
+        /* no workspace yet when a call needs none: NULL + 0 is undefined (UBSan) */
+        plan.wide = gpu->scratch ? (uint64_t *)((char *)gpu->scratch + plan.list_bytes) : NULL;
         plan.tickets = gpu->tickets;
-        launch(&plan, topk_plan_form(&plan, problem->dtype), gpu, device_pointers, problem->input,
-               problem->values, problem->indices);
+        launch(&plan, problem->dtype, gpu, device_pointers, problem->input, problem->values, problem->indices);
     }
     pthread_mutex_unlock(&gpu->lock);
     return s;

@@ -13,9 +13,8 @@
 #include "internal.h"
 #include "sizes.h"
 
-#define TOPK_FAN_IN 16      /* candidate lists one merge reads, at most ... */
-#define TOPK_MERGE_SPAN 4096 /* ... and no more than this many candidates (fan-in 2 at least) */
-#define TOPK_MAX_LEVELS 20   /* merge levels above the chunks: 2^20 chunks is far beyond any row */
+#define TOPK_FAN_IN 64         /* candidate lists one merge reads, at most ... */
+#define TOPK_MERGE_SPAN 16384  /* ... and no more than this many candidates (fan-in 2 at least) */
 
 typedef struct topk_plan {
     /* the problem */
@@ -26,13 +25,11 @@ typedef struct topk_plan {
     /* rows in chunks: a row is a run of 16-byte slots (aligned down from its first element) */
     int64_t chunks;          /* chunks of a row, each its own team's leaf of the merge tree */
     int64_t slots_per_chunk;
-    /* the merge tree of a row: nodes[0] = chunks, nodes[l + 1] = ceil(nodes[l] / fan_in), the root is
-     * level `levels` (one node). Level l < levels keeps k candidates per node. */
+    /* the merge tree of a row: level 0 has `chunks` nodes, level l + 1 has ceil(nodes / fan_in); the root
+     * is the one node of the top level. Every node below the root keeps a list of k candidates; every
+     * node above level 0 has a ticket. Lists and tickets are laid out level after level (rows.h). */
     int64_t fan_in;
     int levels;
-    int64_t nodes[TOPK_MAX_LEVELS + 1];
-    int64_t list_base[TOPK_MAX_LEVELS + 1];   /* first candidate list of level l within a row */
-    int64_t ticket_base[TOPK_MAX_LEVELS + 1]; /* first ticket of level l (>= 1) within a row */
     int64_t lists_per_row, tickets_per_row;
     /* teams */
     int64_t teams, threads;
@@ -47,27 +44,21 @@ typedef struct topk_plan {
 
 #pragma omp declare target
 
-/* Lays out the merge tree of plan->chunks leaves per row: fan-in, levels, nodes, list and ticket
- * bases. A merge reads at most TOPK_MERGE_SPAN candidates: with k = 1024 and 9 or more lists per merge,
- * or k = 2048 and 16, the GPU gave wrong rows (2026-11-28, offload/NOTES.md), while merges of up to
- * two waves of candidates were right in every case measured. */
+/* Sizes the merge tree of plan->chunks leaves per row. The kernel walks it level by level with running
+ * bases (rows.h), so no per-level arrays reach the device: an indexed array there lives in local
+ * memory. A merge reads at most TOPK_MERGE_SPAN candidates. */
 TOPK_INLINE void topk_plan_tree(topk_plan *plan)
 {
     plan->fan_in = TOPK_MERGE_SPAN / plan->k;
     if (plan->fan_in > TOPK_FAN_IN) plan->fan_in = TOPK_FAN_IN;
     if (plan->fan_in < 2) plan->fan_in = 2;
     plan->levels = 0;
-    plan->nodes[0] = plan->chunks;
     plan->lists_per_row = 0;
     plan->tickets_per_row = 0;
-    while (plan->nodes[plan->levels] > 1 && plan->levels < TOPK_MAX_LEVELS) {
-        int l = plan->levels;
-        plan->list_base[l] = plan->lists_per_row;
-        plan->lists_per_row += plan->nodes[l];
-        plan->nodes[l + 1] = (plan->nodes[l] + plan->fan_in - 1) / plan->fan_in;
-        plan->ticket_base[l + 1] = plan->tickets_per_row;
-        plan->tickets_per_row += plan->nodes[l + 1];
-        plan->levels++;
+    for (int64_t nodes = plan->chunks; nodes > 1; plan->levels++) {
+        plan->lists_per_row += nodes;
+        nodes = (nodes + plan->fan_in - 1) / plan->fan_in;
+        plan->tickets_per_row += nodes;
     }
 }
 

@@ -95,36 +95,41 @@ TOPK_INLINE void write_row(team *t, selection *s, uint32_t kept, const topk_plan
     team_barrier(); /* the buffer is reused by the next item */
 }
 
-TOPK_INLINE void run_item(team *t, selection *s, const topk_plan *p, const char *input, int64_t item,
+/* kind is a constant at each launch site (gpu_select.c), so each kernel holds one dtype's code. */
+TOPK_INLINE void run_item(team *t, selection *s, const topk_plan *p, int kind, const char *input, int64_t item,
                           char *values, int64_t *indices)
 {
     int64_t row = item / p->chunks, node = item % p->chunks;
     const char *rowp = input + row * p->row_stride * p->elem;
-    int kind = p->elem == 4 ? WAVE_F32 : p->bf16 ? WAVE_BF16 : WAVE_F16;
     stream st = stream_over(rowp, p->elem, kind, p->vocab, p->key_flip, node, p->slots_per_chunk);
     selection_start(t, s);
     selection_stream(t, s, st);
     uint32_t kept = selection_finish(t, s);
+    /* Climb the merge tree: level `level` has `nodes` nodes, its lists start at list `list_base` of the
+     * row and the tickets of its parents at `ticket_base`. */
     uint64_t *lists = p->lists + row * p->lists_per_row * p->k;
-    for (int level = 0; level < p->levels; level++) {
-        publish_list(t, s, kept, lists + (p->list_base[level] + node) * p->k, p->k);
+    uint32_t *tickets = p->tickets + row * p->tickets_per_row;
+    for (int64_t nodes = p->chunks, list_base = 0, ticket_base = 0; nodes > 1;) {
+        publish_list(t, s, kept, lists + (list_base + node) * p->k, p->k);
+        int64_t parents = (nodes + p->fan_in - 1) / p->fan_in;
         int64_t parent = node / p->fan_in, first = parent * p->fan_in;
-        int64_t inputs = p->nodes[level] - first < p->fan_in ? p->nodes[level] - first : p->fan_in;
-        uint32_t *ticket = p->tickets + row * p->tickets_per_row + p->ticket_base[level + 1] + parent;
-        if (!take_ticket(t, ticket, (uint32_t)inputs)) return;
-        st = stream_over(lists + (p->list_base[level] + first) * p->k, 8, WAVE_LIST, inputs * p->k, 0, 0,
-                         INT64_MAX);
+        int64_t inputs = nodes - first < p->fan_in ? nodes - first : p->fan_in;
+        if (!take_ticket(t, tickets + ticket_base + parent, (uint32_t)inputs)) return;
+        st = stream_over(lists + (list_base + first) * p->k, 8, WAVE_LIST, inputs * p->k, 0, 0, INT64_MAX);
         selection_start(t, s);
         selection_stream(t, s, st);
         kept = selection_finish(t, s);
+        list_base += nodes;
+        ticket_base += parents;
+        nodes = parents;
         node = parent;
     }
     write_row(t, s, kept, p, rowp, row, values, indices);
 }
 
-/* What every thread of every team runs: m is the team's shared memory, the rest the launch's
- * arguments (topk_plan_rebuild). */
-TOPK_INLINE void topk_run_team(team_mem *m, const char *input, char *values, int64_t *indices, int64_t batch,
+/* What every thread of every team runs: m is the team's shared memory, kind the wave kind of the
+ * input's dtype (a constant), the rest the launch's arguments (topk_plan_rebuild). */
+TOPK_INLINE void topk_run_team(team_mem *m, int kind, const char *input, char *values, int64_t *indices, int64_t batch,
                                int64_t vocab, int64_t row_stride, int64_t k, int64_t chunks,
                                int64_t slots_per_chunk, int64_t wide_cap, uint64_t form, uint64_t *lists,
                                uint64_t *wide, uint32_t *tickets)
@@ -146,7 +151,7 @@ TOPK_INLINE void topk_run_team(team_mem *m, const char *input, char *values, int
     }
     int64_t items = p.batch * p.chunks;
     for (int64_t item = omp_get_team_num(); item < items; item += omp_get_num_teams())
-        run_item(&t, &s, &p, input, item, values, indices);
+        run_item(&t, &s, &p, kind, input, item, values, indices);
 }
 
 #pragma omp end declare target

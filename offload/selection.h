@@ -47,6 +47,30 @@ typedef struct wave {
 
 TOPK_INLINE uint64_t composite(uint32_t key, int64_t index) { return (uint64_t)key << 32 | (uint32_t)~(uint32_t)index; }
 
+/* Slots are whole aligned 16-byte blocks, so the first and the last slot of a row may reach up to 15
+ * bytes outside its elements: never outside their aligned block (so never onto another page), and
+ * wave_get never uses those lanes. AddressSanitizer still calls such a read an overflow, so an ASan
+ * build (the host fallback's: ci/sanitize, tests/fuzz) loads only the elements' bytes of an edge slot. */
+#if !defined(__NVPTX__) && defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TOPK_EXACT_EDGE_SLOTS
+#endif
+#endif
+
+TOPK_INLINE topk_u32x4 slot_load(stream s, int64_t i)
+{
+#ifdef TOPK_EXACT_EDGE_SLOTS
+    int64_t elem = 16 / s.per, from = s.head * elem, to = (s.head + s.count) * elem, lo = 16 * i;
+    if (lo < from || lo + 16 > to) {
+        topk_u32x4 v = {0, 0, 0, 0};
+        int64_t a = lo > from ? lo : from, b = lo + 16 < to ? lo + 16 : to;
+        if (a < b) __builtin_memcpy((char *)&v + (a - lo), (const char *)s.slots + a, (size_t)(b - a));
+        return v;
+    }
+#endif
+    return s.slots[i];
+}
+
 /* Loads a wave of the slots from `at` (this thread: at + tid + j * nt). */
 TOPK_INLINE wave wave_load(const team *t, stream s, int64_t at)
 {
@@ -58,7 +82,7 @@ TOPK_INLINE wave wave_load(const team *t, stream s, int64_t at)
         if (s.kind == WAVE_LIST)
             w.v[j] = i < s.end ? ((const volatile topk_u32x4 *)s.slots)[i] : (topk_u32x4){0, 0, 0, 0};
         else
-            w.v[j] = i < s.end ? s.slots[i] : (topk_u32x4){0, 0, 0, 0};
+            w.v[j] = i < s.end ? slot_load(s, i) : (topk_u32x4){0, 0, 0, 0};
     }
     return w;
 }
@@ -89,7 +113,7 @@ TOPK_INLINE uint64_t wave_get(const team *t, stream s, wave w, int j, int l)
 
 typedef struct selection {
     uint64_t *buf;
-    uint32_t cap;  /* entries buf can hold: >= k + nt * 8 */
+    uint32_t cap;  /* entries buf can hold: >= k (and >= the final sort's power of two) */
     uint32_t k;    /* how many to keep */
     int top_shift; /* team_select's top digit: 56 for 32-bit keys, 40 for 16-bit */
     uint32_t fill; /* entries in buf (the same in every thread) */
@@ -104,17 +128,17 @@ TOPK_INLINE void selection_start(team *t, selection *s)
     team_barrier();
 }
 
-/* Elements >= floor in the thread's slots [j0, j1) of a wave. */
-TOPK_INLINE uint32_t count_passing(const team *t, stream st, wave w, int j0, int j1, uint64_t floor)
+/* Elements >= floor in the thread's slots of a wave. */
+TOPK_INLINE uint32_t count_passing(const team *t, stream st, wave w, uint64_t floor)
 {
     uint32_t n = 0;
     _Pragma("unroll")
-    for (int j = 0; j < TOPK_SLOTS; j++)
-        if (j >= j0 && j < j1) FOR_EACH_IN_SLOT(t, st, w, j, c, n += c >= floor;)
+    for (int j = 0; j < TOPK_SLOTS; j++) FOR_EACH_IN_SLOT(t, st, w, j, c, n += c >= floor;)
     return n;
 }
 
-TOPK_INLINE void insert_passing(team *t, selection *s, stream st, wave w, int j0, int j1, uint32_t count)
+/* Appends the thread's `count` elements >= floor to the buffer (m->fill is the buffer's end). */
+TOPK_INLINE void insert_passing(team *t, selection *s, stream st, wave w, uint32_t count)
 {
     if (!count) return;
     uint32_t at;
@@ -124,8 +148,7 @@ TOPK_INLINE void insert_passing(team *t, selection *s, stream st, wave w, int j0
         t->m->fill += count;
     }
     _Pragma("unroll")
-    for (int j = 0; j < TOPK_SLOTS; j++)
-        if (j >= j0 && j < j1) FOR_EACH_IN_SLOT(t, st, w, j, c, if (c >= s->floor) s->buf[at++] = c;)
+    for (int j = 0; j < TOPK_SLOTS; j++) FOR_EACH_IN_SLOT(t, st, w, j, c, if (c >= s->floor) s->buf[at++] = c;)
 }
 
 /* Keeps the best k of the buffer and raises the floor to theirs. Needs fill > k. */
@@ -136,11 +159,16 @@ TOPK_INLINE void selection_shrink(team *t, selection *s)
     s->fill = team_keep(t, s->buf, s->fill, s->floor, s->buf);
 }
 
-/* Raises the floor so that exactly k of the wave's elements pass (more than k pass now). */
-TOPK_INLINE void select_in_wave(team *t, selection *s, stream st, wave w)
+/* Raises the floor so that exactly k entries of the buffer and of the wave's elements >= floor pass
+ * (more than k pass now): one radix select over both, the wave staying in registers. */
+TOPK_INLINE void select_in_union(team *t, selection *s, stream st, wave w)
 {
     radix r = radix_start(t, s->k, s->top_shift);
     do {
+        for (uint32_t i = (uint32_t)t->tid; i < s->fill; i += (uint32_t)t->nt) {
+            uint64_t c = s->buf[i];
+            hist_add(r.hist, radix_bin(r, c), radix_matches(r, c));
+        }
         _Pragma("unroll")
         for (int j = 0; j < TOPK_SLOTS; j++)
             FOR_EACH_IN_SLOT(t, st, w, j, c, hist_add(r.hist, radix_bin(r, c), c >= s->floor && radix_matches(r, c));)
@@ -149,39 +177,23 @@ TOPK_INLINE void select_in_wave(team *t, selection *s, stream st, wave w)
     if (r.prefix > s->floor) s->floor = r.prefix;
 }
 
-/* Offers one wave. */
+/* Offers one wave. When its passing elements would not fit beside the buffer (or when they are the
+ * first and more than k), the floor first rises so that exactly k of buffer and wave pass, and the
+ * buffer is compacted: the buffer only ever needs room for k plus what one wave adds. */
 TOPK_INLINE void selection_offer(team *t, selection *s, stream st, wave w)
 {
-    uint32_t count = count_passing(t, st, w, 0, TOPK_SLOTS, s->floor);
+    uint32_t count = count_passing(t, st, w, s->floor);
     uint32_t total = team_sum(t, count);
     if (total == 0) return;
-    if (s->fill == 0 && total > s->k) {
-        select_in_wave(t, s, st, w);
-        count = count_passing(t, st, w, 0, TOPK_SLOTS, s->floor);
-        total = team_sum(t, count); /* k */
+    if (s->fill + total > s->cap || (s->fill == 0 && total > s->k)) {
+        select_in_union(t, s, st, w);
+        if (s->fill) s->fill = team_keep(t, s->buf, s->fill, s->floor, s->buf);
+        count = count_passing(t, st, w, s->floor);
+        total = team_sum(t, count); /* k - fill; its barrier also orders team_keep's reads of m->fill before the inserts */
     }
-    if (s->fill + total <= s->cap) {
-        insert_passing(t, s, st, w, 0, TOPK_SLOTS, count);
-        team_barrier();
-        s->fill += total;
-        return;
-    }
-    /* Too many at once: a slot (<= 8 elements a thread, <= cap - k a team) at a time, shrinking first
-     * where needed, so that each always fits. */
-    _Pragma("unroll")
-    for (int j = 0; j < TOPK_SLOTS; j++) {
-        count = count_passing(t, st, w, j, j + 1, s->floor);
-        total = team_sum(t, count);
-        if (total == 0) continue;
-        if (s->fill + total > s->cap) {
-            selection_shrink(t, s);
-            count = count_passing(t, st, w, j, j + 1, s->floor);
-            total = team_sum(t, count);
-        }
-        insert_passing(t, s, st, w, j, j + 1, count);
-        team_barrier();
-        s->fill += total;
-    }
+    insert_passing(t, s, st, w, count);
+    team_barrier();
+    s->fill += total;
 }
 
 /* Streams the slots of st's part through the selection, loading each wave while the one before is

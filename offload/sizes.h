@@ -7,8 +7,8 @@
 #define TOPK_TEAM_THREADS 256 /* threads of a GPU team */
 #define TOPK_CAP 4096         /* composites in the team-shared buffer */
 #define TOPK_SLOTS 4          /* 16-byte slots a thread holds per wave */
-#define TOPK_SLOT_MOST 8      /* elements in a slot: a thread adds at most 8 entries at once */
-#define TOPK_SMEM_K 2048      /* largest k the team-shared buffer serves: TOPK_CAP - 256 * TOPK_SLOT_MOST */
+#define TOPK_SLOT_MOST 8      /* elements in a slot (8 of 16 bits) */
+#define TOPK_SMEM_K 2048      /* largest k the team-shared buffer serves; the rest is headroom, so the floor rises rarely */
 #define TOPK_BINS 256         /* radix digits of 8 bits */
 #define TOPK_GROUPS 16        /* the bins, summed 16 at a time to find a digit's bucket quickly */
 #define TOPK_KEEP 16          /* composites a thread moves per round of a compaction */
