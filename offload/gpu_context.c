@@ -33,9 +33,27 @@ static topk_status find_device(int asked, int *device)
     return TOPK_OK;
 }
 
+/* TOPK_TEAM_THREADS: threads of a GPU team, a multiple of 32 from 32 to 1024 (unset: the planner's). */
+static topk_status read_team_threads(int *threads)
+{
+    const char *text = getenv("TOPK_TEAM_THREADS");
+    *threads = 0;
+    if (!text || !*text) return TOPK_OK;
+    int n = 0;
+    for (const char *c = text; *c; c++) {
+        if (*c < '0' || *c > '9' || n > 1024) return TOPK_ERR_BAD_ENV;
+        n = n * 10 + (*c - '0');
+    }
+    if (n < 32 || n > 1024 || n % 32 != 0) return TOPK_ERR_BAD_ENV;
+    *threads = n;
+    return TOPK_OK;
+}
+
 topk_status topk_gpu_open(topk_gpu **out, int device)
 {
     *out = NULL;
+    int team_threads;
+    if (read_team_threads(&team_threads) != TOPK_OK) return TOPK_ERR_BAD_ENV;
     bool on_host = offload_on_host();
     int d = omp_get_initial_device();
     if (!on_host) {
@@ -46,6 +64,7 @@ topk_status topk_gpu_open(topk_gpu **out, int device)
     if (!gpu) return TOPK_ERR_OUT_OF_MEMORY;
     gpu->device = d;
     gpu->on_host = on_host;
+    gpu->team_threads = team_threads;
     gpu->sm_count = on_host ? 0 : topk_cuda_sm_count(d);
     if (gpu->sm_count <= 0) gpu->sm_count = TOPK_DEFAULT_SM_COUNT;
     if (pthread_mutex_init(&gpu->lock, NULL) != 0) {
@@ -70,6 +89,10 @@ static size_t grown(size_t needed) { return (needed + ((size_t)1 << 20) - 1) & ~
 
 topk_status topk_gpu_reserve(topk_gpu *gpu, size_t scratch_bytes, size_t ticket_bytes)
 {
+    /* Some workspace even for a call that needs none: the kernel offsets its bases, and NULL + 0 is
+     * undefined behaviour (UBSan stops there). */
+    if (scratch_bytes == 0) scratch_bytes = 1;
+    if (ticket_bytes == 0) ticket_bytes = 1;
     if (scratch_bytes > gpu->scratch_bytes) {
         if (gpu->scratch) omp_target_free(gpu->scratch, gpu->device);
         gpu->scratch_bytes = 0;

@@ -73,7 +73,7 @@ static void launch(const topk_plan *plan, topk_dtype dtype, const topk_gpu *gpu,
 topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *problem, bool device_pointers, int64_t teams_per_row)
 {
     topk_plan plan;
-    topk_status s = topk_plan_make(&plan, problem, teams_per_row, gpu->sm_count, gpu->on_host);
+    topk_status s = topk_plan_make(&plan, problem, teams_per_row, gpu->team_threads, gpu->sm_count, gpu->on_host);
     if (s != TOPK_OK) return s;
     pthread_mutex_lock(&gpu->lock);
     s = topk_gpu_reserve(gpu, plan.list_bytes + plan.wide_bytes, plan.ticket_bytes);

@@ -18,6 +18,17 @@
 #define TOPK_LIST_BYTES (1ll << 30) /* cap on the candidate lists of one call */
 #define TOPK_WIDE_BYTES (1ll << 30) /* cap on the wide-k buffers of one call */
 
+/* Threads of a GPU team. The kernel holds ~240 registers a thread, so the team size sets how many
+ * teams share a multiprocessor: 64 threads give 4 (while one team waits at a barrier, another works),
+ * 256 give one. Measured on the H200 (offload/NOTES.md, run 18): small k is fastest with 64, k of a few
+ * hundred with 128, k = 2048 with 256, whose merges and final sort need the threads. */
+static int gpu_team_threads(int64_t k)
+{
+    if (k <= 128) return 64;
+    if (k <= 1024) return 128;
+    return TOPK_TEAM_THREADS;
+}
+
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static int64_t pow2_at_least(int64_t n)
@@ -44,7 +55,8 @@ static void cut_rows(topk_plan *plan, int64_t wanted)
     plan->chunks = ceil_div(slots, plan->slots_per_chunk);
 }
 
-topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams_per_row, int sm_count, bool on_host)
+topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams_per_row, int team_threads,
+                           int sm_count, bool on_host)
 {
     if (p->vocab > (int64_t)UINT32_MAX - 1) return TOPK_ERR_BAD_SHAPE;
     *plan = (topk_plan){
@@ -70,7 +82,7 @@ topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams
     cut_rows(plan, wanted);
     while (candidate_bytes(plan) > TOPK_LIST_BYTES && plan->chunks > 1) cut_rows(plan, plan->chunks / 2);
 
-    plan->threads = on_host ? (omp_get_num_procs() >= 4 ? 2 : 1) : TOPK_TEAM_THREADS;
+    plan->threads = on_host ? (omp_get_num_procs() >= 4 ? 2 : 1) : team_threads > 0 ? team_threads : gpu_team_threads(p->k);
     int64_t items = plan->batch * plan->chunks;
     int64_t most_teams = on_host ? omp_get_num_procs() / plan->threads : TOPK_MAX_TEAMS;
     if (plan->wide_k) {

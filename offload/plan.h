@@ -91,8 +91,10 @@ TOPK_INLINE void topk_plan_rebuild(topk_plan *p, int64_t batch, int64_t vocab, i
 /* Packs the plan for a launch. */
 uint64_t topk_plan_form(const topk_plan *plan, topk_dtype dtype);
 
-/* Fills in everything but the workspace addresses. Returns TOPK_ERR_BAD_SHAPE for rows of 2^32
- * elements or more (composites hold a 32-bit column). */
-topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams_per_row, int sm_count, bool on_host);
+/* Fills in everything but the workspace addresses. team_threads: threads of a GPU team, 0 for the
+ * default. Returns TOPK_ERR_BAD_SHAPE for rows of 2^32 elements or more (composites hold a 32-bit
+ * column). */
+topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams_per_row, int team_threads,
+                           int sm_count, bool on_host);
 
 #endif

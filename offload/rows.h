@@ -142,6 +142,7 @@ TOPK_INLINE void topk_run_team(team_mem *m, int kind, const char *input, char *v
     selection s;
     s.k = (uint32_t)p.k;
     s.top_shift = p.elem == 4 ? 56 : 40;
+    s.column_shift = radix_column_shift(p.vocab);
     if (p.wide_k) {
         s.buf = p.wide + omp_get_team_num() * p.wide_cap;
         s.cap = (uint32_t)p.wide_cap;

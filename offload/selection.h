@@ -116,6 +116,7 @@ typedef struct selection {
     uint32_t cap;  /* entries buf can hold: >= k (and >= the final sort's power of two) */
     uint32_t k;    /* how many to keep */
     int top_shift; /* team_select's top digit: 56 for 32-bit keys, 40 for 16-bit */
+    int column_shift; /* radix_column_shift of the row's vocab */
     uint32_t fill; /* entries in buf (the same in every thread) */
     uint64_t floor;
 } selection;
@@ -154,7 +155,7 @@ TOPK_INLINE void insert_passing(team *t, selection *s, stream st, wave w, uint32
 /* Keeps the best k of the buffer and raises the floor to theirs. Needs fill > k. */
 TOPK_INLINE void selection_shrink(team *t, selection *s)
 {
-    uint64_t p = team_select(t, s->buf, s->fill, s->k, s->top_shift);
+    uint64_t p = team_select(t, s->buf, s->fill, s->k, s->top_shift, s->column_shift);
     if (p > s->floor) s->floor = p;
     s->fill = team_keep(t, s->buf, s->fill, s->floor, s->buf);
 }
@@ -163,7 +164,7 @@ TOPK_INLINE void selection_shrink(team *t, selection *s)
  * (more than k pass now): one radix select over both, the wave staying in registers. */
 TOPK_INLINE void select_in_union(team *t, selection *s, stream st, wave w)
 {
-    radix r = radix_start(t, s->k, s->top_shift);
+    radix r = radix_start(t, s->k, s->top_shift, s->column_shift);
     do {
         for (uint32_t i = (uint32_t)t->tid; i < s->fill; i += (uint32_t)t->nt) {
             uint64_t c = s->buf[i];

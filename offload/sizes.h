@@ -4,7 +4,7 @@
 #ifndef TOPK_SIZES_H
 #define TOPK_SIZES_H
 
-#define TOPK_TEAM_THREADS 256 /* threads of a GPU team */
+#define TOPK_TEAM_THREADS 256 /* threads of a GPU team, at most (plan.c picks fewer for small k) */
 #define TOPK_CAP 4096         /* composites in the team-shared buffer */
 #define TOPK_SLOTS 4          /* 16-byte slots a thread holds per wave */
 #define TOPK_SLOT_MOST 8      /* elements in a slot (8 of 16 bits) */

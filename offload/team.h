@@ -87,18 +87,31 @@ typedef struct radix {
     uint64_t settled; /* mask of those digits' bits */
     uint32_t need;   /* entries still wanted among those matching prefix */
     int shift;       /* lowest bit of the digit being counted */
+    int column_shift; /* the top digit of the column bits that can differ (radix_column_shift) */
     uint32_t *hist;  /* this pass's histogram */
     bool done;       /* the floor `prefix` is final */
 } radix;
 
-TOPK_INLINE radix radix_start(team *t, uint32_t want, int top_shift)
+/* Composites hold ~column in their low 32 bits, and every column of a row is below vocab, so the bits
+ * of ~column above vocab - 1's highest bit are the same in every entry: a pass over them would settle
+ * nothing. Ties of keys (common with 16-bit keys) go on from the digit that holds that highest bit. */
+TOPK_INLINE int radix_column_shift(int64_t vocab)
 {
-    return (radix){.need = want, .shift = top_shift, .hist = t->m->hist[t->passes & 1]};
+    int bits = 0;
+    while (bits < 32 && ((uint64_t)(vocab - 1) >> bits) != 0) bits++;
+    return bits > 0 ? 8 * ((bits - 1) / 8) : 0;
+}
+
+TOPK_INLINE radix radix_start(team *t, uint32_t want, int top_shift, int column_shift)
+{
+    return (radix){.need = want, .shift = top_shift, .column_shift = column_shift,
+                   .hist = t->m->hist[t->passes & 1]};
 }
 
 TOPK_INLINE bool radix_matches(radix r, uint64_t c) { return ((c ^ r.prefix) & r.settled) == 0; }
 
-/* Adds one to hist[bin] where `take`. */
+/* Adds one to hist[bin] where `take`. (Aggregating a warp's equal bins with match.any first made every
+ * pass slower on the H200: match.any costs more than the atomics it saves, 2026-11-28.) */
 TOPK_INLINE void hist_add(uint32_t *hist, uint32_t bin, bool take)
 {
     if (take) {
@@ -109,25 +122,24 @@ TOPK_INLINE void hist_add(uint32_t *hist, uint32_t bin, bool take)
 
 TOPK_INLINE uint32_t radix_bin(radix r, uint64_t c) { return (uint32_t)(c >> r.shift) & (TOPK_BINS - 1); }
 
-/* Ends a pass (every thread has counted): settles a digit; done once the floor is final. */
-TOPK_INLINE radix radix_settle(team *t, radix r)
+/* Finds the bucket that holds the need-th best entry (counting from the top bin down) and leaves it
+ * in m->found_bin, with the entries of the bins above it in m->found_above; clears `other`. Ends with
+ * a barrier. Bins are summed 16 at a time (m->group) and the group, then the bin, found by a scan. */
+TOPK_INLINE void radix_find(team *t, const uint32_t *hist, uint32_t *other, uint32_t need)
 {
     team_mem *m = t->m;
-    uint32_t *hist = r.hist, *other = m->hist[(t->passes + 1) & 1];
-    team_barrier();
     for (int g = t->tid; g < TOPK_GROUPS; g += t->nt) {
         uint32_t s = 0;
         for (int j = 0; j < TOPK_BINS / TOPK_GROUPS; j++) s += hist[g * (TOPK_BINS / TOPK_GROUPS) + j];
         m->group[g] = s;
     }
     team_barrier();
-    /* The bucket holding the need-th best: the bins above it hold fewer than need entries. */
     for (int g = t->tid; g < TOPK_GROUPS; g += t->nt) {
         uint32_t above = 0;
         for (int j = g + 1; j < TOPK_GROUPS; j++) above += m->group[j];
-        if (above < r.need && r.need <= above + m->group[g]) {
+        if (above < need && need <= above + m->group[g]) {
             for (int b = (g + 1) * (TOPK_BINS / TOPK_GROUPS) - 1;; b--) {
-                if (above + hist[b] >= r.need) {
+                if (above + hist[b] >= need) {
                     m->found_bin = (uint32_t)b;
                     m->found_above = above;
                     break;
@@ -136,9 +148,58 @@ TOPK_INLINE radix radix_settle(team *t, radix r)
             }
         }
     }
-    /* The other histogram's last readers passed this pass's first barrier. */
     for (int b = t->tid; b < TOPK_BINS; b += t->nt) other[b] = 0;
     team_barrier();
+}
+
+#if defined(__NVPTX__)
+/* The same on the GPU for teams of whole warps with at most TOPK_BINS threads: thread i owns the
+ * TOPK_BINS / nt bins just below bin TOPK_BINS - i * (TOPK_BINS / nt), so thread order is bin order from
+ * the top; a warp scan (shfl.up) and the warps' totals give every thread the count above its bins. */
+TOPK_INLINE void radix_find_warps(team *t, const uint32_t *hist, uint32_t *other, uint32_t need)
+{
+    team_mem *m = t->m;
+    int per = TOPK_BINS / t->nt, top = TOPK_BINS - 1 - t->tid * per;
+    unsigned lane = (unsigned)t->tid & 31u, warp = (unsigned)t->tid >> 5;
+    uint32_t mine = 0;
+    for (int j = 0; j < per; j++) mine += hist[top - j];
+    uint32_t upto = mine; /* inclusive scan over the warp */
+    for (int d = 1; d < 32; d <<= 1) {
+        uint32_t y = (uint32_t)__nvvm_shfl_sync_up_i32(0xFFFFFFFFu, (int)upto, d, 0);
+        if (lane >= (unsigned)d) upto += y;
+    }
+    if (lane == 31) m->group[warp] = upto;
+    for (int j = 0; j < per; j++) other[top - j] = 0;
+    team_barrier();
+    uint32_t above = upto - mine;
+    for (unsigned w = 0; w < warp; w++) above += m->group[w];
+    if (above < need && need <= above + mine) {
+        for (int j = 0;; j++) {
+            if (above + hist[top - j] >= need) {
+                m->found_bin = (uint32_t)(top - j);
+                m->found_above = above;
+                break;
+            }
+            above += hist[top - j];
+        }
+    }
+    team_barrier();
+}
+#endif
+
+/* Ends a pass (every thread has counted): settles a digit; done once the floor is final. */
+TOPK_INLINE radix radix_settle(team *t, radix r)
+{
+    team_mem *m = t->m;
+    uint32_t *hist = r.hist, *other = m->hist[(t->passes + 1) & 1];
+    team_barrier();
+    /* The other histogram's last readers passed this pass's first barrier. */
+#if defined(__NVPTX__)
+    if (t->nt % 32 == 0 && t->nt <= TOPK_BINS && t->nt >= TOPK_BINS / 8 && t->nt / 32 <= TOPK_GROUPS)
+        radix_find_warps(t, hist, other, r.need);
+    else
+#endif
+        radix_find(t, hist, other, r.need);
     uint32_t bin = m->found_bin;
     r.need -= m->found_above;
     r.prefix |= (uint64_t)bin << r.shift;
@@ -146,14 +207,23 @@ TOPK_INLINE radix radix_settle(team *t, radix r)
     t->passes++;
     r.hist = other;
     r.settled |= (uint64_t)(TOPK_BINS - 1) << r.shift;
-    r.shift -= 8;
+    if (r.shift == 32) {
+        /* skip to the column bits that differ; the skipped ones are 1 in every entry, so in the floor too */
+        uint64_t same = ((uint64_t)1 << 32) - ((uint64_t)1 << (r.column_shift + 8));
+        r.prefix |= same;
+        r.settled |= same;
+        r.shift = r.column_shift;
+    } else {
+        r.shift -= 8;
+    }
     return r;
 }
 
 /* The floor P such that exactly `want` of buf[0..n) are >= P (1 <= want <= n). */
-TOPK_INLINE uint64_t team_select(team *t, const uint64_t *buf, uint32_t n, uint32_t want, int top_shift)
+TOPK_INLINE uint64_t team_select(team *t, const uint64_t *buf, uint32_t n, uint32_t want, int top_shift,
+                                 int column_shift)
 {
-    radix r = radix_start(t, want, top_shift);
+    radix r = radix_start(t, want, top_shift, column_shift);
     do {
         /* every thread runs the same number of rounds, for hist_add */
         for (uint32_t base = 0; base < n; base += (uint32_t)t->nt) {
