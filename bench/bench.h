@@ -1,24 +1,31 @@
 /*
  * What the files of topk-bench share. Each .c file has one job:
- *   topk_bench.c   the flags, the case loop and the report
+ *   topk_bench.c   the flags and the loop over cases and backends
  *   cases.c        the named matrices of cases (--matrix)
- *   matrix_data.c  the input data, which bench/peers/torch_topk.py reproduces bit for bit
+ *   matrix_data.c  the input data, which bench/peers/common.py reproduces bit for bit
+ *   npy.c          real logits from a .npy file (--input; npy.h)
+ *   measure.c      one case's data, the reference answer, and one backend's checked measurement
  *   timing.c       how many times a call runs and what its samples say
  *   read_floor.c   the machine's read bandwidth over the same bytes, the bar a selection is held to
+ *   report.c       the readable table, --csv and --json
+ *   plot.c         --plot: gnuplot charts of time against batch and vocab, from this run or CSV files
+ *   autotune.c     --autotune: sweeps the knobs and writes a tuning table (tuning/README.md)
  *   device_memory.c          GPU buffers for --device-pointers (TOPK_GPU=ON builds)
  *   device_memory_absent.c   the same, saying why not (TOPK_GPU=OFF builds)
  */
 #ifndef TOPK_BENCH_H
 #define TOPK_BENCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "topk.h"
 
 /* realloc (malloc when old is NULL) that reports a failure and exits: the bench cannot go on without
- * its buffers. */
+ * its buffers. bench_alloc_aligned: the same, 64-byte aligned, for free(). */
 void *bench_realloc(void *old, size_t bytes);
+void *bench_alloc_aligned(size_t bytes);
 
 /* One shape to measure. */
 typedef struct bench_case {
@@ -26,8 +33,8 @@ typedef struct bench_case {
     topk_dtype dtype;
 } bench_case;
 
-/* cases.c: fills *cases (malloc'd) with the cases of a named matrix. Returns the count, or 0 for an
- * unknown name. matrix_name(i) is the i-th name, NULL past the last: for --help. */
+/* cases.c: fills *cases (malloc'd) with the cases of a named matrix, each shape once. Returns the count,
+ * or 0 for an unknown name. matrix_name(i) is the i-th name ("all" last), NULL past the last. */
 size_t matrix_cases(const char *name, bench_case **cases);
 const char *matrix_name(size_t i);
 
@@ -56,6 +63,9 @@ typedef struct timing_summary {
 
 /* Runs call(arg) under the policy and summarises the time of each call. */
 timing_summary time_calls(void (*call)(void *arg), void *arg, timing_policy policy);
+/* Seconds on the monotonic clock; the median of n samples (sorted in place). */
+double bench_now(void);
+double median_of(double *samples, int64_t n);
 
 /* read_floor.c: the median time of reading the same bytes as the selection (the first vocab elements
  * of each row) with `threads` OpenMP threads, under the same policy. */
@@ -68,5 +78,95 @@ const char *device_memory_unavailable(void);
 void *device_copy_in(const void *host, size_t bytes);
 void device_copy_out(void *host, const void *device_ptr, size_t bytes);
 void device_free(void *device_ptr);
+
+/* measure.c: a case's input, the reference backend's answer, and buffers for a backend's outputs. */
+typedef struct case_data {
+    bench_case shape;
+    int64_t stride;
+    unsigned flags;                /* TOPK_SMALLEST, TOPK_DEVICE_POINTERS */
+    const void *input;             /* host, batch x stride */
+    void *owned_input;             /* input when seeded here; NULL when it came from a file */
+    void *device_input;            /* a device copy with TOPK_DEVICE_POINTERS */
+    void *expected_values, *values;
+    int64_t *expected_indices, *indices;
+    size_t input_bytes, value_bytes, index_bytes;
+} case_data;
+
+/* input: the caller's host matrix (a .npy file's), or NULL to fill one from seed (matrix_data.c).
+ * stride 0: vocab. The reference answer is computed here. Failures report and exit. */
+void case_data_init(case_data *d, const bench_case *shape, int64_t stride, const void *input, uint64_t seed,
+                    unsigned flags, topk_ctx *reference);
+void case_data_free(case_data *d);
+
+typedef struct case_result {
+    timing_summary time;
+    double read_floor_s; /* NAN when not measured (the offload backend: a host read says nothing of a GPU) */
+    double max_abs_diff;
+    bool indices_equal, values_equal;
+    bool profiled;
+    topk_stage_times profile; /* medians of each stage over profiled calls made after the timed ones */
+} case_result;
+
+/* Times ctx on the case under the policy, checks the last timed call's outputs against the reference,
+ * then (profile) repeats the calls with TOPK_PARAM_PROFILE on, and (floor_threads > 0) times the read
+ * floor with that many threads. */
+case_result case_measure(topk_ctx *ctx, case_data *d, timing_policy policy, bool profile, int floor_threads);
+
+/* report.c: one measured row, as every output format sees it. */
+typedef struct bench_row {
+    const char *backend; /* "cpu", "offload", ... */
+    const char *input;   /* "seeded" or the .npy file's path */
+    bench_case shape;
+    int64_t stride;
+    bool smallest;
+    int threads;
+    case_result r;
+} bench_row;
+
+typedef enum report_format { REPORT_TABLE, REPORT_CSV, REPORT_JSON } report_format;
+/* The stages of topk_stage_times (each a double of microseconds), in the CSV's order: its names and places. */
+typedef struct stage_field {
+    const char *name;
+    size_t offset;
+} stage_field;
+enum { STAGE_COUNT = 11 };
+extern const stage_field stage_fields[STAGE_COUNT];
+static inline double stage_value(const topk_stage_times *t, int i)
+{
+    return *(const double *)((const char *)t + stage_fields[i].offset);
+}
+void report_begin(report_format format, bool profile);
+void report_row(report_format format, const bench_row *row);
+void report_end(report_format format);
+
+/* plot.c: one point of a chart. source: "cpu", "offload", "torch-2.1-cuda", "torch-2.1-cuda graph", ... */
+typedef struct plot_point {
+    char source[64];
+    int64_t batch, vocab, k;
+    char dtype[8];
+    double us;
+} plot_point;
+
+/* Appends the points of a topk-bench or peer CSV file (columns backend or peer, batch, vocab, k, dtype,
+ * median_us, and graph_median_us as a second source). Returns false with a message when it cannot. */
+bool plot_read_csv(const char *path, plot_point **points, size_t *count, char *message, size_t size);
+/* Draws time against batch and against vocab, one line per source and fixed other dimensions, into a
+ * PNG with gnuplot. Returns false with a message when gnuplot is missing or fails. */
+bool plot_png(const char *png, const char *title, const plot_point *points, size_t count, char *message,
+              size_t size);
+
+/* autotune.c: sweeps the backend's knobs on each case, checks every result against the reference, and
+ * writes every measurement to a tuning table at path. Returns the exit status. */
+typedef struct autotune_job {
+    const char *path;
+    topk_ctx *ctx, *reference;
+    const bench_case *cases;
+    size_t count;
+    uint64_t seed;
+    unsigned flags;
+    timing_policy timing;
+    const char *command; /* recorded in the table's comments */
+} autotune_job;
+int autotune(const autotune_job *job);
 
 #endif

@@ -1,14 +1,17 @@
 /*
  * The named matrices of --matrix, and the dtype names. Each matrix is a list of grids; a grid stands for
- * every combination of its batches, vocabularies, k and dtypes (lists end at the first 0 or NULL).
- * bench/peers/torch_topk.py has the same table: change both together.
+ * every combination of its batches, vocabularies, k and dtypes (lists end at the first 0 or NULL), and a
+ * shape that two grids share runs once. bench/peers/common.py has the same table (change both together);
+ * bench/cpu-matrix and bench/gpu-bench compare `topk-bench --list` with it before they time anything.
  */
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
 
 typedef struct case_grid {
-    int64_t batches[4], vocabs[5], ks[3];
+    int64_t batches[8], vocabs[5], ks[3];
     const char *dtypes[3];
 } case_grid;
 
@@ -28,16 +31,44 @@ static const case_grid decode[] = {
     {{1, 4, 32}, {32000, 50304, 128256, 151936}, {50, 200}, {"bf16", "fp32"}},
 };
 
+/* The nanochat decode step (one model, vocab 50304, bf16 logits, sampling with k 50-200, batch 1-32), then
+ * the foundation shapes. */
+static const case_grid seeds[] = {
+    {{1, 2, 4, 8, 16, 32}, {50304}, {50, 100, 200}, {"bf16"}},
+    {{1}, {50304}, {50}, {"bf16"}},         {{1}, {50304}, {200}, {"bf16"}},
+    {{4}, {50304}, {5}, {"fp16"}},          {{4}, {50304}, {128}, {"fp16"}},
+    {{32}, {32000}, {40}, {"fp32"}},        {{32}, {50304}, {50}, {"bf16"}},
+    {{4096}, {4096}, {64}, {"fp32"}},       {{1}, {128256}, {50}, {"fp32"}},
+    {{64}, {151936}, {1024}, {"fp32"}},     {{256}, {151936}, {50}, {"bf16"}},
+    {{1}, {16777216}, {2048}, {"fp32"}},
+};
+
+/* The vocabularies of common LLMs (Llama 2, GPT-2/nanochat, Llama 3, Qwen 2, Gemma 3) from one row to
+ * a serving batch. */
+static const case_grid llm[] = {
+    {{1, 4, 16, 64, 256}, {32000, 50304, 128256, 151936, 262144}, {50}, {"bf16"}},
+};
+
+/* Many short rows: classifiers, MoE routing, beam search over small candidate sets. */
+static const case_grid small_vocab[] = {
+    {{4096}, {1024, 2048, 4096}, {50}, {"fp32", "bf16"}},
+};
+
 static const struct {
     const char *name;
     const case_grid *grids;
     size_t grid_count;
 } matrices[] = {
+    {"seeds", seeds, sizeof seeds / sizeof seeds[0]},
+    {"llm", llm, sizeof llm / sizeof llm[0]},
+    {"small-vocab", small_vocab, sizeof small_vocab / sizeof small_vocab[0]},
     {"foundation", foundation, sizeof foundation / sizeof foundation[0]},
     {"decode", decode, sizeof decode / sizeof decode[0]},
 };
+enum { MATRIX_COUNT = sizeof matrices / sizeof matrices[0] };
 
-const char *matrix_name(size_t i) { return i < sizeof matrices / sizeof matrices[0] ? matrices[i].name : NULL; }
+/* "all" comes last: every other matrix. */
+const char *matrix_name(size_t i) { return i < MATRIX_COUNT ? matrices[i].name : i == MATRIX_COUNT ? "all" : NULL; }
 
 static size_t count_sizes(const int64_t *list, size_t capacity)
 {
@@ -55,7 +86,7 @@ static size_t count_names(const char *const *list, size_t capacity)
 
 static size_t expand_grid(const case_grid *g, bench_case *out)
 {
-    size_t nb = count_sizes(g->batches, 4), nv = count_sizes(g->vocabs, 5), nk = count_sizes(g->ks, 3);
+    size_t nb = count_sizes(g->batches, 8), nv = count_sizes(g->vocabs, 5), nk = count_sizes(g->ks, 3);
     size_t nd = count_names(g->dtypes, 3), n = 0;
     for (size_t b = 0; b < nb; b++)
         for (size_t v = 0; v < nv; v++)
@@ -70,19 +101,40 @@ static size_t expand_grid(const case_grid *g, bench_case *out)
     return n;
 }
 
+static bool same_case(const bench_case *a, const bench_case *b)
+{
+    return a->batch == b->batch && a->vocab == b->vocab && a->k == b->k && a->dtype == b->dtype;
+}
+
+/* Appends the cases of matrix m to *cases (count so far: filled), dropping shapes already there. */
+static size_t append_matrix(size_t m, bench_case **cases, size_t filled)
+{
+    size_t total = 0;
+    for (size_t g = 0; g < matrices[m].grid_count; g++) total += expand_grid(&matrices[m].grids[g], NULL);
+    bench_case *grown = bench_realloc(*cases, (filled + total) * sizeof *grown);
+    for (size_t g = 0; g < matrices[m].grid_count; g++) {
+        size_t end = filled + expand_grid(&matrices[m].grids[g], grown + filled);
+        for (size_t i = filled; i < end; i++) {
+            bool seen = false;
+            for (size_t j = 0; j < filled && !seen; j++) seen = same_case(&grown[j], &grown[i]);
+            if (!seen) grown[filled++] = grown[i];
+        }
+    }
+    *cases = grown;
+    return filled;
+}
+
 size_t matrix_cases(const char *name, bench_case **cases)
 {
-    for (size_t m = 0; m < sizeof matrices / sizeof matrices[0]; m++) {
-        if (strcmp(name, matrices[m].name) != 0) continue;
-        size_t total = 0;
-        for (size_t g = 0; g < matrices[m].grid_count; g++) total += expand_grid(&matrices[m].grids[g], NULL);
-        *cases = bench_realloc(NULL, total * sizeof **cases);
-        size_t filled = 0;
-        for (size_t g = 0; g < matrices[m].grid_count; g++)
-            filled += expand_grid(&matrices[m].grids[g], *cases + filled);
-        return filled;
+    *cases = NULL;
+    size_t filled = 0;
+    for (size_t m = 0; m < MATRIX_COUNT; m++)
+        if (!strcmp(name, "all") || !strcmp(name, matrices[m].name)) filled = append_matrix(m, cases, filled);
+    if (!filled) {
+        free(*cases);
+        *cases = NULL;
     }
-    return 0;
+    return filled;
 }
 
 static const char *const dtype_names[] = {[TOPK_F32] = "fp32", [TOPK_F16] = "fp16", [TOPK_BF16] = "bf16"};

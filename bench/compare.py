@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Merges topk-bench's CSV with a peer's (bench/peers/torch_topk.py) into one markdown table.
+"""Merges topk-bench's CSV with any number of peers' CSVs (bench/peers/*.py) into one markdown table.
 
-usage: compare.py OURS.csv PEER.csv > table.md
+usage: compare.py [--csv MERGED.csv] OURS.csv PEER.csv [PEER.csv ...] > table.md
 
-Rows meet on (batch, vocab, k, dtype, order). speedup = peer median / our median, so above 1 means we
-are faster. Shapes that only one side measured are listed under the table. Standard library only.
+Rows meet on (batch, vocab, k, dtype, order); one table row per shape and libtopk backend. For each
+peer: its median us and the ratio peer / ours (above 1: we are faster), the same ratio of the two
+minima (what each side does when nothing gets in its way: the figure to trust on a busy machine), and
+where the peer has one, its CUDA-graph median and that ratio too. A peer CSV with no rows (a skipped peer) is named and left
+out. Shapes that only a peer measured are listed under the table. --csv also writes the merged rows
+as CSV. Standard library only.
 """
 import csv
 import sys
@@ -14,7 +18,10 @@ KEY = ("batch", "vocab", "k", "dtype", "order")
 
 def read_rows(path):
     with open(path, newline="") as f:
-        return {tuple(row[c] for c in KEY): row for row in csv.DictReader(f)}
+        lines = [line for line in f if line.strip()]
+    # tolerate a banner before the header (a file made with 2>&1)
+    start = next((i for i, line in enumerate(lines) if line.startswith(("backend,", "peer,"))), None)
+    return [] if start is None else list(csv.DictReader(lines[start:]))
 
 
 def shape_name(key):
@@ -22,35 +29,72 @@ def shape_name(key):
     return f"{batch} x {vocab}, k {k}, {dtype}" + (", smallest" if order == "smallest" else "")
 
 
+def ratio(theirs, ours):
+    return f"{float(theirs) / float(ours):.2f}x" if theirs and ours else "-"
+
+
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    merged_csv = None
+    if args[:1] == ["--csv"] and len(args) > 1:
+        merged_csv, args = args[1], args[2:]
+    if len(args) < 2:
         sys.exit(__doc__)
-    ours, peer = read_rows(sys.argv[1]), read_rows(sys.argv[2])
-    if not ours or not peer:
-        sys.exit("compare.py: a CSV has no rows")
-    first_ours, first_peer = next(iter(ours.values())), next(iter(peer.values()))
-    with_graph = any(row["graph_median_us"] for row in peer.values())
-    with_note = any(row["note"] for row in peer.values())
+    ours = read_rows(args[0])
+    if not ours:
+        sys.exit(f"compare.py: {args[0]} has no rows")
+    peers = []  # (name, {key: row}, has graph)
+    for path in args[1:]:
+        rows = read_rows(path)
+        if not rows:
+            print(f"(no rows in {path}: that peer was skipped or failed; its log says why)\n")
+            continue
+        by_key = {tuple(r[c] for c in KEY): r for r in rows}
+        peers.append((rows[0]["peer"], by_key, any(r.get("graph_median_us") for r in rows)))
 
-    peer_threads = f" ({first_peer['threads']} threads)" if first_peer["threads"] else ""
-    print(f"ours: topk-bench, {first_ours['backend']} backend ({first_ours['threads']} threads); "
-          f"peer: {first_peer['peer']}{peer_threads}\n")
-    header = ["shape", "ours us", "peer us", "speedup", "our GB/s", "bw fraction", "indices equal"]
-    header += ["peer graph us"] * with_graph + ["peer note"] * with_note
+    backends = sorted({r["backend"] for r in ours})
+    names = ", ".join(f"{name}" + (f" ({rows[next(iter(rows))]['threads']} threads)"
+                                   if rows[next(iter(rows))]["threads"] else "") for name, rows, _ in peers)
+    print(f"ours: topk-bench, {', '.join(backends)} backend ({ours[0]['threads']} threads); peers: {names or 'none'}\n")
+    header = ["shape", "backend", "ours us", "ours min us", "our GB/s", "indices equal"]
+    for name, _, graph in peers:
+        header += [f"{name} us", "ratio", "min ratio"] + ([f"{name} graph us", "graph ratio"] if graph else [])
+    align = ["---", "---", "---:", "---:", "---:", ":---:"] + ["---:"] * (len(header) - 6)
     print("| " + " | ".join(header) + " |")
-    print("|" + "|".join(["---"] + ["---:"] * 5 + [":---:"] + ["---:"] * with_graph + ["---"] * with_note) + "|")
-    for key, row in ours.items():
-        match = peer.get(key)
-        cells = [shape_name(key), row["median_us"], match["median_us"] if match else "-"]
-        cells.append(f"{float(match['median_us']) / float(row['median_us']):.2f}x" if match else "-")
-        cells += [row["gbps"], row["bw_fraction"] or "-", "yes" if row["indices_equal"] == "1" else "**NO**"]
-        cells += [(match["graph_median_us"] if match else "-")] * with_graph
-        cells += [(match["note"] if match else "")] * with_note
+    print("|" + "|".join(align) + "|")
+    merged = []
+    for row in ours:
+        key = tuple(row[c] for c in KEY)
+        cells = [shape_name(key), row["backend"], row["median_us"], row["min_us"], row["gbps"],
+                 "yes" if row["indices_equal"] == "1" and row.get("values_equal", "1") == "1" else "**NO**"]
+        out = {c: row[c] for c in KEY} | {"backend": row["backend"], "ours_us": row["median_us"],
+                                          "indices_equal": row["indices_equal"]}
+        for name, rows, graph in peers:
+            match = rows.get(key, {})
+            cells += [match.get("median_us") or "-", ratio(match.get("median_us"), row["median_us"]),
+                      ratio(match.get("min_us"), row["min_us"])]
+            out[f"{name}_us"] = match.get("median_us", "")
+            out[f"{name}_ratio"] = ratio(match.get("median_us"), row["median_us"]).rstrip("x").replace("-", "")
+            out[f"{name}_min_ratio"] = ratio(match.get("min_us"), row["min_us"]).rstrip("x").replace("-", "")
+            if graph:
+                cells += [match.get("graph_median_us") or "-", ratio(match.get("graph_median_us"), row["median_us"])]
+                out[f"{name}_graph_us"] = match.get("graph_median_us", "")
+                out[f"{name}_graph_ratio"] = ratio(match.get("graph_median_us"), row["median_us"]).rstrip("x").replace("-", "")
         print("| " + " | ".join(cells) + " |")
-
-    only_peer = [shape_name(key) for key in peer if key not in ours]
+        merged.append(out)
+    notes = sorted({(name, r["note"]) for name, rows, _ in peers for r in rows.values() if r.get("note")})
+    for name, note in notes:
+        print(f"\n{name}: {note}")
+    our_keys = {tuple(r[c] for c in KEY) for r in ours}
+    only_peer = [shape_name(key) for _, rows, _ in peers for key in rows if key not in our_keys]
     if only_peer:
-        print("\nmeasured by the peer only: " + "; ".join(only_peer))
+        print("\nmeasured by a peer only: " + "; ".join(dict.fromkeys(only_peer)))
+    if merged_csv:
+        with open(merged_csv, "w", newline="") as f:
+            fields = list(dict.fromkeys(k for row in merged for k in row))
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(merged)
 
 
 if __name__ == "__main__":

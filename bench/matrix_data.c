@@ -1,8 +1,9 @@
 /*
  * The input matrix: standard normal values from a fixed seed, the same bits on every machine, so that
- * bench/peers/torch_topk.py can build the very same matrix in NumPy and `topk-bench --dump` can prove it.
+ * bench/peers/common.py (every peer's input) can build the very same matrix in NumPy and
+ * `topk-bench --dump` can prove it.
  *
- * The recipe (torch_topk.py follows it step for step; change both or neither):
+ * The recipe (common.py follows it step for step; change both or neither):
  *   1. Element (r, c) of the logical batch x vocab matrix has number j = r * vocab + c, so the values do
  *      not depend on the stride.
  *   2. Its own splitmix64 stream starts from state  s = next(seed + j * GAMMA),  i.e. the j-th output of

@@ -15,7 +15,7 @@
 
 /* Seconds on the monotonic clock. Not omp_get_wtime: it counts from the epoch in a double, which
  * rounds to 2^-22 s (0.24 us), too coarse for calls of a few microseconds. */
-static double now(void)
+double bench_now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -30,6 +30,12 @@ static int by_value(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+double median_of(double *samples, int64_t n)
+{
+    qsort(samples, (size_t)n, sizeof *samples, by_value);
+    return n % 2 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2;
+}
+
 static bool out_of_time(double spent, timing_policy policy)
 {
     return policy.max_time > 0 && spent >= policy.max_time;
@@ -37,8 +43,8 @@ static bool out_of_time(double spent, timing_policy policy)
 
 timing_summary time_calls(void (*call)(void *arg), void *arg, timing_policy policy)
 {
-    double started = now();
-    for (int i = 0; i < policy.warmup && !out_of_time(now() - started, policy); i++) call(arg);
+    double started = bench_now();
+    for (int i = 0; i < policy.warmup && !out_of_time(bench_now() - started, policy); i++) call(arg);
 
     int64_t capacity = 64, n = 0;
     double *samples = bench_realloc(NULL, (size_t)capacity * sizeof *samples), spent = 0;
@@ -47,16 +53,15 @@ timing_summary time_calls(void (*call)(void *arg), void *arg, timing_policy poli
             capacity *= 2;
             samples = bench_realloc(samples, (size_t)capacity * sizeof *samples);
         }
-        double t0 = now();
+        double t0 = bench_now();
         call(arg);
-        samples[n] = now() - t0;
+        samples[n] = bench_now() - t0;
         spent += samples[n++];
     }
 
-    qsort(samples, (size_t)n, sizeof *samples, by_value);
     timing_summary s = {
         .samples = n,
-        .median_s = n % 2 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2,
+        .median_s = median_of(samples, n),
         .min_s = samples[0],
         .max_s = samples[n - 1],
     };

@@ -25,6 +25,7 @@
 #ifndef TOPK_H
 #define TOPK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -64,6 +65,7 @@ typedef enum topk_status {
     TOPK_ERR_BAD_MEMORY,     /* device pointers given to a backend that reads host memory */
     TOPK_ERR_OUT_OF_MEMORY,  /* a workspace could not be allocated */
     TOPK_ERR_DEVICE_FAILURE, /* the GPU runtime reported a failure */
+    TOPK_ERR_BAD_SAMPLING,   /* a sampling parameter is out of range (temperature, top_k, top_p, min_p) */
     TOPK_STATUS_COUNT        /* not a status: the number of them */
 } topk_status;
 
@@ -120,7 +122,8 @@ typedef enum topk_param {
     TOPK_PARAM_THREADS = 0,       /* cpu: OpenMP threads, 0..4096 (env TOPK_THREADS) */
     TOPK_PARAM_DEVICE = 1,        /* offload: OpenMP device number, -1..4096; -1 or 0 = the default device */
     TOPK_PARAM_TEAMS_PER_ROW = 2, /* offload: teams that share one row, 0..65536 (env TOPK_TEAMS_PER_ROW) */
-    TOPK_PARAM_CHUNK = 3          /* cpu: least elements of a row one thread takes, 0..2^40 (env TOPK_CHUNK) */
+    TOPK_PARAM_CHUNK = 3,         /* cpu: least elements of a row one thread takes, 0..2^40 (env TOPK_CHUNK) */
+    TOPK_PARAM_PROFILE = 4        /* 1: time the stages of each call (topk_ctx_last_profile), 0..1 (env TOPK_PROFILE) */
 } topk_param;
 
 /* Sets a tuning parameter. Returns TOPK_ERR_BAD_PARAM for an unknown parameter or a value out of its range. */
@@ -143,6 +146,124 @@ TOPK_API topk_status topk_ctx_get_param(const topk_ctx *ctx, topk_param param, i
  * Returns TOPK_OK, or an error status with nothing written. */
 TOPK_API topk_status topk_select(topk_ctx *ctx, const void *input, topk_dtype dtype, int64_t batch, int64_t vocab,
                         int64_t row_stride, int64_t k, unsigned flags, void *values_out, int64_t *indices_out);
+
+/* ---- Profiling and tuning tables ---------------------------------------------------------------------
+ * Profiling: with TOPK_PARAM_PROFILE set to 1 (or TOPK_PROFILE=1 in the environment) every topk_select
+ * on the context times its stages with a monotonic clock; off (the default) the timers cost one branch.
+ * A stage a backend does not have, or does not measure, reads 0.
+ *
+ * Tuning tables: a knob left at 0 ("choose for me") takes the value measured best on the nearest shape
+ * of a tuning table for this backend and device, when the table has one; else the built-in heuristics.
+ * The table is the file named by TOPK_TUNING_FILE (read by topk_ctx_create; a malformed file makes it
+ * fail with TOPK_ERR_BAD_ENV, and TOPK_TUNING_FILE=off disables tables), else the tables compiled into
+ * the library from tuning/ in the source tree. tuning/README.md gives the format and "nearest".
+ * A table only changes how work is split, never a result. */
+
+/* Microseconds spent in each stage of the last topk_select on a context. */
+typedef struct topk_stage_times {
+    double total_us;    /* topk_select from entry to return */
+    double validate_us; /* argument checks */
+    double tuning_us;   /* choosing the knobs left at 0 (tuning table lookup) */
+    double backend_us;  /* the backend's call, everything below included */
+    /* cpu backend (wall time of the parallel region's phases, seen by its first thread) */
+    double cpu_select_us; /* every row or segment filtered and, for whole rows, sorted and written */
+    double cpu_merge_us;  /* rows cut into segments: the segments' winners merged, sorted and written */
+    /* offload backend */
+    double gpu_plan_us;          /* planning the launch and reserving the workspace */
+    double gpu_launch_wait_us;   /* the target region from launch to completion, seen by the host */
+    double gpu_copies_us;        /* host<->device copies of mapped inputs and outputs */
+    double gpu_kernel_select_us; /* on the device: the teams' chunk selection */
+    double gpu_kernel_merge_us;  /* on the device: merging the chunks' candidates */
+    /* the knobs the call ran with, after "choose for me" (0: the backend's own heuristic) */
+    int64_t threads, chunk, teams_per_row;
+} topk_stage_times;
+
+/* Copies the stage times of the last successful topk_select on this context into *out. Returns
+ * TOPK_ERR_NULL_POINTER, or TOPK_ERR_BAD_PARAM while profiling is off or before any profiled call.
+ * With several threads on one context, "last" is whichever call finished last: profile one thread. */
+TOPK_API topk_status topk_ctx_last_profile(const topk_ctx *ctx, topk_stage_times *out);
+
+/* Checks a tuning table file without using it. Returns TOPK_OK, TOPK_ERR_NULL_POINTER, or
+ * TOPK_ERR_BAD_ENV with a message naming the first bad line ("tuning.txt:3: expected 9 columns, got 8")
+ * written to message (NUL-terminated, cut to message_size; message may be NULL when size is 0). */
+TOPK_API topk_status topk_tuning_check(const char *path, char *message, size_t message_size);
+
+/* The device name this context looks for in tuning tables' device column: for cpu the CPU's model name
+ * and processor count ("AMD-EPYC-7B13-x2"), for offload the GPU's name ("NVIDIA-H200"); "" for the
+ * reference backend. Never NULL; valid while the context lives. */
+TOPK_API const char *topk_ctx_tuning_device(const topk_ctx *ctx);
+
+/* ---- Sampling ---------------------------------------------------------------------------------------
+ * One token per row, drawn from softmax(logits / temperature) restricted by top-k, top-p and min-p,
+ * with a counter-based generator (Philox-4x32-10): row r of a call draws from the counter (offset, r)
+ * under the key `seed`, so the same seed, offset and inputs give the same tokens and probabilities on
+ * every backend and thread count, bit for bit (the library's own exp, no contraction, and integer
+ * weights, whose sums do not depend on order: DESIGN.md).
+ *
+ * The filters apply in this order: temperature; top-k over the logits (ties: the contract's order);
+ * softmax; top-p, the smallest best-first prefix whose mass reaches top_p; min-p, tokens with
+ * p >= min_p * p_max; then one draw (inverse CDF over the kept tokens, best first).
+ * Odd rows: NaN ranks and weighs as -inf (never drawn); if a row holds +inf, its +inf tokens share the
+ * mass equally; a row with nothing but -inf and NaN gives token 0 with probability 1. A token whose
+ * weight is below 2^-(62 - floor(log2 vocab)) of the best one's is never drawn (vocab 128256: a logit
+ * ~32 temperatures under the best). Rows may hold up to 2^32 - 1 elements (else TOPK_ERR_BAD_SHAPE).
+ *
+ * Each filter is optional, and is given either as one value for the call or as one value per row
+ * (a host array of batch values, which then wins over the scalar). The per-row arrays are always host
+ * memory, also with TOPK_DEVICE_POINTERS (which applies to logits, tokens and probs). A value out of
+ * range returns TOPK_ERR_BAD_SAMPLING. */
+typedef struct topk_sampling {
+    float temperature;          /* finite, >= 0; 0 means greedy: the row's best token (NaN counting as -inf) */
+    int64_t top_k;              /* 0 = off; else keep the top_k best logits (1..vocab) */
+    float top_p;                /* 1 = off; else keep the smallest best-first prefix with mass >= top_p, (0, 1] */
+    float min_p;                /* 0 = off; else keep tokens with p >= min_p * p_max, [0, 1] */
+    const float *temperatures;  /* per row, or NULL */
+    const int64_t *top_ks;      /* per row, or NULL */
+    const float *top_ps;        /* per row, or NULL */
+    const float *min_ps;        /* per row, or NULL */
+    uint64_t seed;              /* Philox key */
+    uint64_t offset;            /* Philox counter offset: advance it between calls (e.g. by 1 per step) */
+} topk_sampling;
+
+/* The defaults: temperature 1, every filter off, seed 0, offset 0. */
+TOPK_API topk_sampling topk_sampling_default(void);
+
+/* Samples one token per row of a batch x vocab matrix of logits (row r at logits + r * row_stride
+ * elements). flags: TOPK_DEVICE_POINTERS only. tokens_out: batch int64. probs_out: NULL, or batch
+ * floats receiving the chosen token's probability under the filtered, renormalised distribution.
+ * Returns TOPK_OK, or an error status with nothing written. */
+TOPK_API topk_status topk_sample(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch, int64_t vocab,
+                                 int64_t row_stride, const topk_sampling *params, unsigned flags,
+                                 int64_t *tokens_out, float *probs_out);
+
+/* softmax(logits / temperature) of each row into probs_out (batch x vocab fp32, dense), exactly the
+ * probabilities topk_sample draws from with no filter. temperatures: NULL, or batch host floats
+ * overriding `temperature`; temperature must be finite and > 0. */
+TOPK_API topk_status topk_softmax(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch, int64_t vocab,
+                                  int64_t row_stride, float temperature, const float *temperatures, unsigned flags,
+                                  float *probs_out);
+
+/* Keeps the top_k largest probabilities of each row (the total order decides ties), zeroes the rest
+ * and renormalises: probs_out is batch x vocab fp32, dense. top_ks: NULL or batch host values; 0 or
+ * vocab keeps every entry. probs need not sum to 1; NaN, negative and +inf entries count as 0, and a row
+ * whose kept mass is 0 is written as zeros. */
+TOPK_API topk_status topk_top_k_renorm_probs(topk_ctx *ctx, const float *probs, int64_t batch, int64_t vocab,
+                                             int64_t row_stride, int64_t top_k, const int64_t *top_ks,
+                                             unsigned flags, float *probs_out);
+
+/* Keeps the smallest best-first prefix of each row whose mass is >= top_p times the row's mass, zeroes
+ * the rest and renormalises: probs_out is batch x vocab fp32, dense. top_ps: NULL or batch host values
+ * in (0, 1]. Entries are read as by topk_top_k_renorm_probs. */
+TOPK_API topk_status topk_top_p_renorm_probs(topk_ctx *ctx, const float *probs, int64_t batch, int64_t vocab,
+                                             int64_t row_stride, float top_p, const float *top_ps, unsigned flags,
+                                             float *probs_out);
+
+/* Copies logits to logits_out (batch x vocab of dtype, dense) with every entry outside the row's top_k
+ * set (ranked as topk_sample ranks: NaN as -inf) set to -inf. top_ks: NULL or batch host values; 0 or
+ * vocab keeps every entry. */
+TOPK_API topk_status topk_top_k_mask_logits(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch,
+                                            int64_t vocab, int64_t row_stride, int64_t top_k,
+                                            const int64_t *top_ks, unsigned flags, void *logits_out);
 
 #ifdef __cplusplus
 }

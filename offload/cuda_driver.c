@@ -16,6 +16,7 @@ typedef int (*cu_device_get_fn)(int *, int);
 typedef int (*cu_ctx_state_fn)(int, unsigned *, int *);
 typedef int (*cu_ctx_set_flags_fn)(int, unsigned);
 typedef int (*cu_attribute_fn)(int *, int, int);
+typedef int (*cu_name_fn)(char *, int, int);
 
 /* Opens the driver and returns the CUdevice of `ordinal`, or NULL. */
 static void *open_driver(int ordinal, int *device)
@@ -63,4 +64,16 @@ int topk_cuda_sm_count(int ordinal)
     if (!attribute || attribute(&count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device) != 0) count = 0;
     dlclose(cuda);
     return count;
+}
+
+void topk_cuda_device_name(int ordinal, char *name, int size)
+{
+    int device;
+    name[0] = 0;
+    void *cuda = open_driver(ordinal, &device);
+    if (!cuda) return;
+    cu_name_fn get_name = (cu_name_fn)dlsym(cuda, "cuDeviceGetName");
+    if (!get_name || get_name(name, size, device) != 0) name[0] = 0;
+    name[size - 1] = 0;
+    dlclose(cuda);
 }

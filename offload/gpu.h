@@ -15,6 +15,7 @@ struct topk_gpu {
     bool on_host;         /* TOPK_OFFLOAD_HOST=1: the kernels run through OpenMP's host fallback */
     int sm_count;         /* multiprocessors of the GPU (132 when unknown, and on the host) */
     int team_threads;     /* threads of a GPU team: TOPK_TEAM_THREADS, else 0 (the planner's choice) */
+    char name[96];        /* the GPU's name ("NVIDIA H200"), "host" under TOPK_OFFLOAD_HOST=1, or "unknown" */
     pthread_mutex_t lock; /* threads sharing the context take turns */
     void *scratch;        /* candidate lists and wide-k buffers; no contents carry over between calls */
     size_t scratch_bytes;
@@ -30,6 +31,9 @@ topk_status topk_gpu_reserve(topk_gpu *gpu, size_t scratch_bytes, size_t ticket_
  * which saves ~35 us per synchronous call. A context in another mode (PyTorch's) keeps its flags.
  * Silent and harmless where anything fails. */
 void topk_cuda_prefer_spin(int ordinal);
+
+/* The name of CUDA device `ordinal` into name (size bytes), or "" when the driver cannot say. */
+void topk_cuda_device_name(int ordinal, char *name, int size);
 
 /* Multiprocessors of CUDA device `ordinal`, or 0 when the driver cannot say. */
 int topk_cuda_sm_count(int ordinal);

@@ -65,6 +65,11 @@ topk_status topk_gpu_open(topk_gpu **out, int device)
     gpu->device = d;
     gpu->on_host = on_host;
     gpu->team_threads = team_threads;
+    if (on_host)
+        strcpy(gpu->name, "host");
+    else
+        topk_cuda_device_name(d, gpu->name, (int)sizeof gpu->name);
+    if (!gpu->name[0]) strcpy(gpu->name, "unknown");
     gpu->sm_count = on_host ? 0 : topk_cuda_sm_count(d);
     if (gpu->sm_count <= 0) gpu->sm_count = TOPK_DEFAULT_SM_COUNT;
     if (pthread_mutex_init(&gpu->lock, NULL) != 0) {
@@ -74,6 +79,8 @@ topk_status topk_gpu_open(topk_gpu **out, int device)
     *out = gpu;
     return TOPK_OK;
 }
+
+const char *topk_gpu_device_name(topk_gpu *gpu) { return gpu ? gpu->name : "unknown"; }
 
 void topk_gpu_close(topk_gpu *gpu)
 {

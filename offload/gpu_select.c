@@ -27,24 +27,24 @@
         IN_TEAM_MEMORY                                                                                   \
         _Pragma("omp parallel num_threads(threads)")                                                     \
         topk_run_team(&shared, KIND, input, values, indices, batch, vocab, row_stride, k, chunks,       \
-                      slots_per_chunk, wide_cap, form, lists, wide, tickets);                            \
+                      slots_per_chunk, wide_cap, form, lists, wide, tickets, clocks);                    \
     }
 
 /* One region on the caller's device memory ... */
 #define ON_DEVICE_POINTERS(KIND)                                                                         \
     _Pragma("omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
-             is_device_ptr(input, values, indices, lists, wide, tickets)")                               \
+             is_device_ptr(input, values, indices, lists, wide, tickets, clocks)")                       \
     SELECT_BODY(KIND)
 
 /* ... or mapping host memory in and out. */
 #define ON_HOST_POINTERS(KIND)                                                                           \
     _Pragma("omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
-             is_device_ptr(lists, wide, tickets) map(to : input[0 : in_bytes])                            \
+             is_device_ptr(lists, wide, tickets, clocks) map(to : input[0 : in_bytes])                    \
              map(from : values[0 : out_bytes], indices[0 : out])")                                        \
     SELECT_BODY(KIND)
 
 static void launch(const topk_plan *plan, topk_dtype dtype, const topk_gpu *gpu, bool device_pointers,
-                   const char *input, char *values, int64_t *indices)
+                   const char *input, char *values, int64_t *indices, uint64_t *clocks)
 {
     int teams = (int)plan->teams, threads = (int)plan->threads, device = gpu->device;
     bool on_device = !gpu->on_host;
@@ -70,19 +70,47 @@ static void launch(const topk_plan *plan, topk_dtype dtype, const topk_gpu *gpu,
     }
 }
 
+/* Profiling: sets the device clocks before the launch ... */
+static bool clocks_start(const topk_gpu *gpu, uint64_t *clocks)
+{
+    uint64_t start[3] = {UINT64_MAX, 0, 0};
+    return omp_target_memcpy(clocks, start, sizeof start, 0, 0, gpu->device, omp_get_initial_device()) == 0;
+}
+
+/* ... and turns them into the profile's kernel stages after it. */
+static void clocks_read(const topk_gpu *gpu, uint64_t *clocks, topk_stage_times *profile)
+{
+    uint64_t at[3];
+    if (omp_target_memcpy(at, clocks, sizeof at, 0, 0, omp_get_initial_device(), gpu->device) != 0) return;
+    if (at[0] == UINT64_MAX || at[1] < at[0] || at[2] < at[1]) return;
+    profile->gpu_kernel_select_us = (double)(at[1] - at[0]) / 1e3;
+    profile->gpu_kernel_merge_us = (double)(at[2] - at[1]) / 1e3;
+}
+
 topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *problem, bool device_pointers, int64_t teams_per_row)
 {
+    topk_stage_times *profile = problem->profile;
+    double started = profile ? topk_now() : 0;
     topk_plan plan;
     topk_status s = topk_plan_make(&plan, problem, teams_per_row, gpu->team_threads, gpu->sm_count, gpu->on_host);
     if (s != TOPK_OK) return s;
     pthread_mutex_lock(&gpu->lock);
-    s = topk_gpu_reserve(gpu, plan.list_bytes + plan.wide_bytes, plan.ticket_bytes);
+    size_t clock_bytes = profile ? 3 * sizeof(uint64_t) : 0;
+    s = topk_gpu_reserve(gpu, plan.list_bytes + plan.wide_bytes + clock_bytes, plan.ticket_bytes);
     if (s == TOPK_OK) {
         plan.lists = gpu->scratch;
-        /* no workspace yet when a call needs none: NULL + 0 is undefined (UBSan) */
-        plan.wide = gpu->scratch ? (uint64_t *)((char *)gpu->scratch + plan.list_bytes) : NULL;
+        plan.wide = (uint64_t *)((char *)gpu->scratch + plan.list_bytes);
         plan.tickets = gpu->tickets;
-        launch(&plan, problem->dtype, gpu, device_pointers, problem->input, problem->values, problem->indices);
+        uint64_t *clocks = profile ? (uint64_t *)((char *)gpu->scratch + plan.list_bytes + plan.wide_bytes) : NULL;
+        if (clocks && !clocks_start(gpu, clocks)) clocks = NULL;
+        double planned = profile ? topk_now() : 0;
+        launch(&plan, problem->dtype, gpu, device_pointers, problem->input, problem->values, problem->indices, clocks);
+        if (profile) {
+            /* mapped inputs and outputs travel inside the region: their copies are part of launch_wait */
+            profile->gpu_plan_us = (planned - started) * 1e6;
+            profile->gpu_launch_wait_us = (topk_now() - planned) * 1e6;
+            if (clocks) clocks_read(gpu, clocks, profile);
+        }
     }
     pthread_mutex_unlock(&gpu->lock);
     return s;

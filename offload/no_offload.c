@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "internal.h"
+#include "sample.h"
 
 topk_status topk_gpu_open(topk_gpu **gpu, int device)
 {
@@ -22,4 +23,18 @@ topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_po
     (void)device_pointers;
     (void)teams_per_row;
     return TOPK_ERR_NO_DEVICE;
+}
+
+topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers)
+{
+    (void)gpu;
+    (void)p;
+    (void)device_pointers;
+    return TOPK_ERR_NO_DEVICE;
+}
+
+const char *topk_gpu_device_name(topk_gpu *gpu)
+{
+    (void)gpu;
+    return "unknown";
 }

@@ -78,26 +78,66 @@ TOPK_INLINE bool take_ticket(team *t, uint32_t *ticket, uint32_t inputs)
     return last;
 }
 
-/* The root: sorts the row's best k and writes them out. */
+/* Writes entry c of a row to place j of its output. */
+TOPK_INLINE void write_entry(const topk_plan *p, const char *rowp, int64_t row, uint64_t c, int64_t j, char *values,
+                             int64_t *indices)
+{
+    uint32_t column = ~(uint32_t)c;
+    int64_t out = row * p->k + j;
+    indices[out] = column;
+    if (p->elem == 4)
+        ((uint32_t *)values)[out] = ((const uint32_t *)rowp)[column];
+    else
+        ((uint16_t *)values)[out] = ((const uint16_t *)rowp)[column];
+}
+
+/* The root: writes the row's best k, best first. A short list (team memory) is placed by rank, the
+ * number of entries above each one (composites are unique), with one pass and no barrier between
+ * steps; a long one is sorted first (bitonic, log^2 barrier steps). */
 TOPK_INLINE void write_row(team *t, selection *s, uint32_t kept, const topk_plan *p, const char *rowp,
                              int64_t row, char *values, int64_t *indices)
 {
-    team_sort(t, s->buf, kept);
-    for (int64_t j = t->tid; j < kept; j += t->nt) {
-        uint32_t column = ~(uint32_t)s->buf[j];
-        int64_t out = row * p->k + j;
-        indices[out] = column;
-        if (p->elem == 4)
-            ((uint32_t *)values)[out] = ((const uint32_t *)rowp)[column];
-        else
-            ((uint16_t *)values)[out] = ((const uint16_t *)rowp)[column];
+    if (kept <= TOPK_RANK_SORT_MOST && !p->wide_k) {
+        for (uint32_t j = (uint32_t)t->tid; j < kept; j += (uint32_t)t->nt) {
+            uint64_t c = s->buf[j];
+            uint32_t rank = 0;
+            for (uint32_t i = 0; i < kept; i++) rank += s->buf[i] > c;
+            write_entry(p, rowp, row, c, rank, values, indices);
+        }
+    } else {
+        team_sort(t, s->buf, kept);
+        for (int64_t j = t->tid; j < kept; j += t->nt) write_entry(p, rowp, row, s->buf[j], j, values, indices);
     }
     team_barrier(); /* the buffer is reused by the next item */
 }
 
-/* kind is a constant at each launch site (gpu_select.c), so each kernel holds one dtype's code. */
+/* Stage clocks for profiling (clocks != NULL): [0] the first team's start, [1] the last chunk
+ * selection's end, [2] the last team's end, in nanoseconds of the device's global timer. */
+TOPK_INLINE uint64_t device_clock_ns(void)
+{
+#if defined(__NVPTX__)
+    return __nvvm_read_ptx_sreg_globaltimer();
+#else
+    return (uint64_t)(omp_get_wtime() * 1e9);
+#endif
+}
+
+TOPK_INLINE void clock_at_least(uint64_t *clock, uint64_t now)
+{
+#pragma omp atomic compare
+    if (*clock < now) *clock = now;
+}
+
+TOPK_INLINE void clock_at_most(uint64_t *clock, uint64_t now)
+{
+#pragma omp atomic compare
+    if (*clock > now) *clock = now;
+}
+
+/* One work item: a chunk of a row, then the merges its ticket wins. kind is a constant at each launch
+ * site (gpu_select.c), so each kernel holds one dtype's code. */
 TOPK_INLINE void run_item(team *t, selection *s, const topk_plan *p, int kind, const char *input, int64_t item,
-                          char *values, int64_t *indices)
+                          char *values, int64_t *indices, uint64_t *clocks)
 {
     int64_t row = item / p->chunks, node = item % p->chunks;
     const char *rowp = input + row * p->row_stride * p->elem;
@@ -105,6 +145,7 @@ TOPK_INLINE void run_item(team *t, selection *s, const topk_plan *p, int kind, c
     selection_start(t, s);
     selection_stream(t, s, st);
     uint32_t kept = selection_finish(t, s);
+    if (clocks && t->tid == 0) clock_at_least(&clocks[1], device_clock_ns());
     /* Climb the merge tree: level `level` has `nodes` nodes, its lists start at list `list_base` of the
      * row and the tickets of its parents at `ticket_base`. */
     uint64_t *lists = p->lists + row * p->lists_per_row * p->k;
@@ -128,11 +169,12 @@ TOPK_INLINE void run_item(team *t, selection *s, const topk_plan *p, int kind, c
 }
 
 /* What every thread of every team runs: m is the team's shared memory, kind the wave kind of the
- * input's dtype (a constant), the rest the launch's arguments (topk_plan_rebuild). */
+ * input's dtype (a constant), clocks NULL or the profile's stage clocks, the rest the launch's
+ * arguments (topk_plan_rebuild). */
 TOPK_INLINE void topk_run_team(team_mem *m, int kind, const char *input, char *values, int64_t *indices, int64_t batch,
                                int64_t vocab, int64_t row_stride, int64_t k, int64_t chunks,
                                int64_t slots_per_chunk, int64_t wide_cap, uint64_t form, uint64_t *lists,
-                               uint64_t *wide, uint32_t *tickets)
+                               uint64_t *wide, uint32_t *tickets, uint64_t *clocks)
 {
     topk_plan p;
     topk_plan_rebuild(&p, batch, vocab, row_stride, k, chunks, slots_per_chunk, wide_cap, form, lists, wide,
@@ -150,9 +192,11 @@ TOPK_INLINE void topk_run_team(team_mem *m, int kind, const char *input, char *v
         s.buf = m->buf;
         s.cap = TOPK_CAP;
     }
+    if (clocks && t.tid == 0) clock_at_most(&clocks[0], device_clock_ns());
     int64_t items = p.batch * p.chunks;
     for (int64_t item = omp_get_team_num(); item < items; item += omp_get_num_teams())
-        run_item(&t, &s, &p, kind, input, item, values, indices);
+        run_item(&t, &s, &p, kind, input, item, values, indices, clocks);
+    if (clocks && t.tid == 0) clock_at_least(&clocks[2], device_clock_ns());
 }
 
 #pragma omp end declare target

@@ -11,6 +11,7 @@
 #define TOPK_SMEM_K 2048      /* largest k the team-shared buffer serves; the rest is headroom, so the floor rises rarely */
 #define TOPK_BINS 256         /* radix digits of 8 bits */
 #define TOPK_GROUPS 16        /* the bins, summed 16 at a time to find a digit's bucket quickly */
+#define TOPK_RANK_SORT_MOST 256 /* a root list this short is placed by rank rather than sorted */
 #define TOPK_KEEP 16          /* composites a thread moves per round of a compaction */
 
 /* Kernel helpers are inlined into the region: a call would keep the per-thread arrays (a wave of

@@ -35,6 +35,7 @@ const char *topk_strerror(topk_status status)
         [TOPK_ERR_BAD_MEMORY] = "device pointers were given to a backend that reads host memory",
         [TOPK_ERR_OUT_OF_MEMORY] = "out of memory allocating a workspace",
         [TOPK_ERR_DEVICE_FAILURE] = "the GPU runtime reported a failure",
+        [TOPK_ERR_BAD_SAMPLING] = "a sampling parameter is out of range (temperature, top_k, top_p or min_p)",
     };
     if ((unsigned)status >= TOPK_STATUS_COUNT) return "unknown status";
     return messages[status];
@@ -66,6 +67,7 @@ static bool param_in_range(topk_param param, int64_t value)
     case TOPK_PARAM_DEVICE: return value >= -1 && value <= 4096;
     case TOPK_PARAM_TEAMS_PER_ROW: return value >= 0 && value <= 65536;
     case TOPK_PARAM_CHUNK: return value >= 0 && value <= ((int64_t)1 << 40);
+    case TOPK_PARAM_PROFILE: return value == 0 || value == 1;
     }
     return false;
 }
@@ -104,6 +106,7 @@ static topk_status read_env(topk_ctx *ctx, topk_backend *backend)
     if ((s = read_env_backend(backend)) != TOPK_OK) return s;
     if ((s = read_env_param("TOPK_THREADS", TOPK_PARAM_THREADS, &ctx->threads)) != TOPK_OK) return s;
     if ((s = read_env_param("TOPK_TEAMS_PER_ROW", TOPK_PARAM_TEAMS_PER_ROW, &ctx->teams_per_row)) != TOPK_OK) return s;
+    if ((s = read_env_param("TOPK_PROFILE", TOPK_PARAM_PROFILE, &ctx->profile)) != TOPK_OK) return s;
     return read_env_param("TOPK_CHUNK", TOPK_PARAM_CHUNK, &ctx->chunk);
 }
 
@@ -122,6 +125,7 @@ topk_status topk_ctx_create(topk_ctx **out, topk_backend backend)
             s = TOPK_OK;
         }
     }
+    if (s == TOPK_OK) s = topk_tuning_load(&ctx->tuning, backend, ctx->gpu, ctx->tuning_device, sizeof ctx->tuning_device);
     if (s != TOPK_OK) {
         topk_ctx_free(ctx);
         return s;
@@ -135,6 +139,7 @@ void topk_ctx_free(topk_ctx *ctx)
 {
     if (!ctx) return;
     topk_gpu_close(ctx->gpu);
+    topk_tuning_free(ctx->tuning);
     free(ctx);
 }
 
@@ -147,6 +152,7 @@ static int64_t *param_slot(topk_ctx *ctx, topk_param param)
     case TOPK_PARAM_DEVICE: return &ctx->device;
     case TOPK_PARAM_TEAMS_PER_ROW: return &ctx->teams_per_row;
     case TOPK_PARAM_CHUNK: return &ctx->chunk;
+    case TOPK_PARAM_PROFILE: return &ctx->profile;
     }
     return NULL;
 }
@@ -160,8 +166,18 @@ topk_status topk_ctx_set_param(topk_ctx *ctx, topk_param param, int64_t value)
         topk_gpu *moved;
         topk_status s = topk_gpu_open(&moved, (int)value);
         if (s != TOPK_OK) return s;
+        topk_tuning *tuning; /* another device may be another model, with other tuning */
+        char device[sizeof ctx->tuning_device];
+        s = topk_tuning_load(&tuning, ctx->backend, moved, device, sizeof device);
+        if (s != TOPK_OK) {
+            topk_gpu_close(moved);
+            return s;
+        }
         topk_gpu_close(ctx->gpu);
+        topk_tuning_free(ctx->tuning);
         ctx->gpu = moved;
+        ctx->tuning = tuning;
+        memcpy(ctx->tuning_device, device, sizeof device);
     }
     *slot = value;
     return TOPK_OK;
@@ -205,11 +221,60 @@ static topk_status validate(const topk_ctx *ctx, const void *input, topk_dtype d
     return TOPK_OK;
 }
 
+/* A knob's value for this call: the context's, or when that is 0, the tuning table's (0 if none). */
+static int64_t knob(const topk_ctx *ctx, topk_param param, int64_t set, const topk_problem *p)
+{
+    return set ? set : topk_tuning_choose(ctx->tuning, param, p);
+}
+
+static topk_status dispatch(const topk_ctx *ctx, const topk_problem *p, unsigned flags)
+{
+    topk_stage_times *profile = p->profile;
+    double chosen = 0, started = profile ? topk_now() : 0;
+    topk_status s = TOPK_ERR_BAD_BACKEND;
+    switch (ctx->backend) {
+    case TOPK_BACKEND_REFERENCE:
+        if (profile) chosen = topk_now();
+        s = topk_reference_select(p);
+        break;
+    case TOPK_BACKEND_CPU: {
+        int64_t threads = knob(ctx, TOPK_PARAM_THREADS, ctx->threads, p);
+        int64_t chunk = knob(ctx, TOPK_PARAM_CHUNK, ctx->chunk, p);
+        if (profile) {
+            chosen = topk_now();
+            profile->threads = threads;
+            profile->chunk = chunk;
+        }
+        s = topk_cpu_select(p, (int)threads, chunk);
+        break;
+    }
+    case TOPK_BACKEND_OFFLOAD: {
+        int64_t teams_per_row = knob(ctx, TOPK_PARAM_TEAMS_PER_ROW, ctx->teams_per_row, p);
+        if (profile) {
+            chosen = topk_now();
+            profile->teams_per_row = teams_per_row;
+        }
+        s = topk_gpu_select(ctx->gpu, p, flags & TOPK_DEVICE_POINTERS, teams_per_row);
+        break;
+    }
+    case TOPK_BACKEND_AUTO: break;
+    }
+    if (profile) {
+        profile->tuning_us = (chosen - started) * 1e6;
+        profile->backend_us = (topk_now() - chosen) * 1e6;
+    }
+    return s;
+}
+
 topk_status topk_select(topk_ctx *ctx, const void *input, topk_dtype dtype, int64_t batch, int64_t vocab,
                         int64_t row_stride, int64_t k, unsigned flags, void *values_out, int64_t *indices_out)
 {
+    bool profiling = ctx && ctx->profile;
+    double started = profiling ? topk_now() : 0;
     topk_status s = validate(ctx, input, dtype, batch, vocab, row_stride, k, flags, values_out, indices_out);
     if (s != TOPK_OK || k == 0) return s;
+    topk_stage_times times = {0};
+    if (profiling) times.validate_us = (topk_now() - started) * 1e6;
     topk_problem p = {
         .input = input,
         .dtype = dtype,
@@ -220,13 +285,23 @@ topk_status topk_select(topk_ctx *ctx, const void *input, topk_dtype dtype, int6
         .key_flip = (flags & TOPK_SMALLEST) ? (dtype == TOPK_F32 ? 0xFFFFFFFFu : 0xFFFFu) : 0,
         .values = values_out,
         .indices = indices_out,
+        .profile = profiling ? &times : NULL,
     };
-    switch (ctx->backend) {
-    case TOPK_BACKEND_REFERENCE: return topk_reference_select(&p);
-    case TOPK_BACKEND_CPU: return topk_cpu_select(&p, (int)ctx->threads, ctx->chunk);
-    case TOPK_BACKEND_OFFLOAD:
-        return topk_gpu_select(ctx->gpu, &p, flags & TOPK_DEVICE_POINTERS, ctx->teams_per_row);
-    case TOPK_BACKEND_AUTO: break;
+    s = dispatch(ctx, &p, flags);
+    if (profiling && s == TOPK_OK) {
+        times.total_us = (topk_now() - started) * 1e6;
+        ctx->last_profile = times;
+        ctx->profiled = true;
     }
-    return TOPK_ERR_BAD_BACKEND;
+    return s;
+}
+
+const char *topk_ctx_tuning_device(const topk_ctx *ctx) { return ctx ? ctx->tuning_device : ""; }
+
+topk_status topk_ctx_last_profile(const topk_ctx *ctx, topk_stage_times *out)
+{
+    if (!ctx || !out) return TOPK_ERR_NULL_POINTER;
+    if (!ctx->profile || !ctx->profiled) return TOPK_ERR_BAD_PARAM;
+    *out = ctx->last_profile;
+    return TOPK_OK;
 }

@@ -293,6 +293,9 @@ topk_status topk_cpu_select(const topk_problem *p, int threads, int64_t chunk)
         return TOPK_ERR_OUT_OF_MEMORY;
     }
 
+    /* Profiling: the region's first phase (filter every task, and write whole rows) and its merge phase. */
+    topk_stage_times *profile = p->profile;
+    double region_start = profile ? topk_now() : 0, selected = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         uint64_t *mine = scratch + (size_t)omp_get_thread_num() * (size_t)scratch_len;
@@ -313,6 +316,7 @@ topk_status topk_cpu_select(const topk_problem *p, int threads, int64_t chunk)
             }
         }
         if (segments > 1) {
+            if (profile && omp_get_thread_num() == 0) selected = topk_now(); /* after the loop's barrier */
 #pragma omp for schedule(dynamic, 1)
             for (int64_t row = 0; row < p->batch; row++) {
                 uint64_t *row_words = winners + (size_t)(row * segments) * (size_t)keep;
@@ -320,6 +324,11 @@ topk_status topk_cpu_select(const topk_problem *p, int threads, int64_t chunk)
                 emit_row(p, row, row_words);
             }
         }
+    }
+    if (profile) {
+        double finished = topk_now();
+        profile->cpu_select_us = ((segments > 1 ? selected : finished) - region_start) * 1e6;
+        profile->cpu_merge_us = segments > 1 ? (finished - selected) * 1e6 : 0;
     }
     free(winners);
     free(scratch);

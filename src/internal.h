@@ -22,7 +22,11 @@ typedef struct topk_problem {
     uint32_t key_flip; /* 0 for the largest; the key's all-ones mask (0xFFFFFFFF or 0xFFFF) for the smallest */
     void *values;      /* batch x k of dtype */
     int64_t *indices;  /* batch x k */
+    topk_stage_times *profile; /* NULL unless the context profiles: backends add their stages' times */
 } topk_problem;
+
+/* Seconds on a monotonic clock, for the profile's timers (profile.c). */
+double topk_now(void);
 
 /* The first element of row `row` of the input. */
 static inline const char *topk_row(const topk_problem *p, int64_t row)
@@ -56,11 +60,29 @@ typedef struct topk_gpu topk_gpu;
 topk_status topk_gpu_open(topk_gpu **gpu, int device);
 void topk_gpu_close(topk_gpu *gpu);
 topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_pointers, int64_t teams_per_row);
+/* The GPU's name for tuning tables ("NVIDIA H200"; tuning.c turns anything but letters, digits, '.'
+ * and '_' into '-'), or "unknown". Never NULL. */
+const char *topk_gpu_device_name(topk_gpu *gpu);
+
+/* Tuning tables (tuning.c): the rows of one table that apply to one backend on one device. */
+typedef struct topk_tuning topk_tuning;
+/* Loads the table for a backend and its device (TOPK_TUNING_FILE, else the built-in ones) into
+ * *tuning, NULL when nothing applies, and writes the device's name to device (size bytes).
+ * TOPK_ERR_BAD_ENV for a malformed or unreadable file. */
+topk_status topk_tuning_load(topk_tuning **tuning, topk_backend backend, topk_gpu *gpu, char *device, size_t size);
+void topk_tuning_free(topk_tuning *tuning);
+/* The measured best value of a knob (TOPK_PARAM_THREADS, _CHUNK, _TEAMS_PER_ROW) for the nearest shape,
+ * or 0 when the table has no shape near enough (or tuning is NULL). */
+int64_t topk_tuning_choose(const topk_tuning *tuning, topk_param param, const topk_problem *p);
 
 struct topk_ctx {
     topk_backend backend; /* resolved: never AUTO */
-    int64_t threads, device, teams_per_row, chunk;
-    topk_gpu *gpu; /* NULL unless backend is OFFLOAD */
+    int64_t threads, device, teams_per_row, chunk, profile;
+    topk_gpu *gpu;       /* NULL unless backend is OFFLOAD */
+    topk_tuning *tuning; /* NULL when no tuning table applies */
+    char tuning_device[128]; /* the device column tables are matched on */
+    bool profiled;       /* last_profile holds a call */
+    topk_stage_times last_profile;
 };
 
 #endif

@@ -5,6 +5,7 @@
  * "larger key first, then smaller index first", and emit the first k. O(V log V) and single-threaded
  * on purpose: nothing here is clever, so its answers can be trusted.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,8 @@ static int better_first(const void *a, const void *b)
 
 topk_status topk_reference_select(const topk_problem *p)
 {
+    /* vocab may pass validation and still overflow this size (2^60 fp16 elements): then no memory */
+    if ((uint64_t)p->vocab > SIZE_MAX / sizeof(ranked)) return TOPK_ERR_OUT_OF_MEMORY;
     ranked *pairs = malloc((size_t)p->vocab * sizeof *pairs);
     if (!pairs) return TOPK_ERR_OUT_OF_MEMORY;
     size_t elem = (size_t)topk_dtype_size(p->dtype);

@@ -7,6 +7,7 @@
  * passed with a tiny buffer: validation must reject them without touching memory.
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -104,6 +105,15 @@ static void bad_select_arguments(topk_backend backend)
     CALL("unknown flag bit 31 with smallest", TOPK_ERR_BAD_PARAM, c.flags = TOPK_SMALLEST | 0x80000000u);
     if (backend != TOPK_BACKEND_OFFLOAD)
         CALL("device pointers on a host backend", TOPK_ERR_BAD_MEMORY, c.flags = TOPK_DEVICE_POINTERS);
+    /* Shapes that are valid but whose workspace cannot exist: the reference (and the cpu backend, which
+     * hands rows of 2^32 or more to it) sorts a row in vocab x 16 bytes. 2^62 bytes is beyond any
+     * address space, and 2^60 x 16 wraps size_t: both must be TOPK_ERR_OUT_OF_MEMORY before the input
+     * is read. The offload backend refuses rows of 2^32 or more outright. */
+    topk_status huge_row = backend == TOPK_BACKEND_OFFLOAD ? TOPK_ERR_BAD_SHAPE : TOPK_ERR_OUT_OF_MEMORY;
+    CALL("a 2^58-element bf16 row (a 2^62-byte workspace)", huge_row, c.dtype = TOPK_BF16, c.batch = 1,
+         c.vocab = (int64_t)1 << 58, c.row_stride = (int64_t)1 << 58, c.k = 1);
+    CALL("a 2^60-element fp16 row (its workspace size wraps size_t)", huge_row, c.dtype = TOPK_F16, c.batch = 1,
+         c.vocab = (int64_t)1 << 60, c.row_stride = (int64_t)1 << 60, c.k = 2);
 #undef CALL
     topk_ctx_free(ctx);
 }
@@ -140,6 +150,41 @@ Test(errors, ctx_create)
               "auto resolved to %s", backend_label(resolved));
     topk_ctx_free(ctx);
     topk_ctx_free(NULL);
+}
+
+/*
+ * No usable GPU: asking for the offload backend returns TOPK_ERR_NO_DEVICE and never aborts, also under
+ * OMP_TARGET_OFFLOAD=MANDATORY (with which libomptarget aborts the process at a target region that
+ * cannot run on a device), and AUTO quietly runs the cpu. ctest runs this as errors_no_gpu_mandatory
+ * with CUDA_VISIBLE_DEVICES="" (so a GPU host has no GPU either) and MANDATORY; without that setting
+ * it skips, since a GPU may be there.
+ */
+Test(errors, no_device)
+{
+    const char *visible = getenv("CUDA_VISIBLE_DEVICES");
+    if (!visible || *visible) cr_skip_test("needs CUDA_VISIBLE_DEVICES=\"\" (the ctest entry errors_no_gpu_mandatory)");
+    topk_ctx *ctx = (topk_ctx *)&ctx; /* not NULL, so that setting it to NULL shows */
+    topk_status s = topk_ctx_create(&ctx, TOPK_BACKEND_OFFLOAD);
+    cr_assert(s == TOPK_ERR_NO_DEVICE, "offload with no GPU: \"%s\"", topk_strerror(s));
+    cr_assert(ctx == NULL, "a failed topk_ctx_create must set *ctx to NULL");
+
+    setenv("TOPK_BACKEND", "offload", 1); /* the same through the environment */
+    ctx = (topk_ctx *)&ctx;
+    s = topk_ctx_create(&ctx, TOPK_BACKEND_CPU);
+    unsetenv("TOPK_BACKEND");
+    cr_assert(s == TOPK_ERR_NO_DEVICE && ctx == NULL, "TOPK_BACKEND=offload with no GPU: \"%s\"", topk_strerror(s));
+
+    cr_assert(topk_ctx_create(&ctx, TOPK_BACKEND_AUTO) == TOPK_OK);
+    cr_assert(topk_ctx_backend(ctx) == TOPK_BACKEND_CPU, "auto with no GPU ran %s", backend_label(topk_ctx_backend(ctx)));
+    /* the cpu backend only records a device number */
+    cr_assert(topk_ctx_set_param(ctx, TOPK_PARAM_DEVICE, 3) == TOPK_OK, "the cpu backend ignores the device");
+    float input[4] = {1, 4, 2, 3}, values[2];
+    int64_t indices[2];
+    cr_assert(topk_select(ctx, input, TOPK_F32, 1, 4, 4, 2, 0, values, indices) == TOPK_OK);
+    cr_assert(indices[0] == 1 && indices[1] == 3 && values[0] == 4 && values[1] == 3);
+    cr_assert(topk_select(ctx, input, TOPK_F32, 1, 4, 4, 2, TOPK_DEVICE_POINTERS, values, indices) ==
+              TOPK_ERR_BAD_MEMORY);
+    topk_ctx_free(ctx);
 }
 
 Test(errors, params)

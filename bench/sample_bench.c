@@ -1,0 +1,188 @@
+/*
+ * sample-bench: times topk_sample on one shape and checks it. Every run first checks that the cpu and
+ * offload backends (when the offload one opens) draw the same tokens and probabilities, bit for bit,
+ * over --seeds seeds; then it times the chosen backend (median of --reps calls, host memory) and, with
+ * --peer 'COMMAND', runs COMMAND with the shape's flags appended and prints its median from its
+ * "median_us X" line (bench/peers/torch_sample.py, bench/peers/flashinfer_sample.py).
+ *
+ *   sample-bench --batch 32 --vocab 128256 --temperature 0.7 --top-k 50 --top-p 0.9 [--min-p 0]
+ *                [--dtype fp32|fp16|bf16] [--backend cpu|offload] [--reps 50] [--seeds 20]
+ *                [--device-pointers] [--peer '/usr/bin/python3 bench/peers/torch_sample.py --device cpu']
+ * --device-pointers (offload): logits, tokens and probs live in GPU memory, as in a decoder; the
+ * timed calls then include no copies. The tokens are copied back and checked after every call.
+ * Prints one line: shape, libtopk median us, peer median us, ratio; exit status 1 on any mismatch.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <topk.h>
+
+/* bench/device_memory.c (or device_memory_absent.c in a CPU-only build) */
+const char *device_memory_unavailable(void);
+void *device_copy_in(const void *host, size_t bytes);
+void device_copy_out(void *host, const void *device_ptr, size_t bytes);
+void device_free(void *device_ptr);
+
+static double now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Logits like a language model's: mostly N(0, 2)-ish, bits written per dtype (fp16/bf16 by truncation). */
+static void *make_logits(topk_dtype dtype, int64_t n, unsigned seed)
+{
+    int elem = topk_dtype_size(dtype);
+    char *m = malloc((size_t)(n * elem));
+    unsigned x = seed * 2654435761u + 1;
+    for (int64_t i = 0; i < n; i++) {
+        float v = 0;
+        for (int j = 0; j < 4; j++) {
+            x = x * 1664525u + 1013904223u;
+            v += (float)(x >> 8) / 16777216.0f;
+        }
+        v = (v - 2.0f) * 3.5f;
+        unsigned bits;
+        memcpy(&bits, &v, 4);
+        if (dtype == TOPK_F32) memcpy(m + i * 4, &bits, 4);
+        else if (dtype == TOPK_BF16) ((unsigned short *)m)[i] = (unsigned short)(bits >> 16);
+        else { /* fp16 of a value within +-8: rebias, truncate the mantissa */
+            unsigned sign = (bits >> 16) & 0x8000u, e = (bits >> 23) & 0xFFu, mant = (bits >> 13) & 0x3FFu;
+            ((unsigned short *)m)[i] = (unsigned short)(e < 113 ? sign : sign | ((e - 112) << 10) | mant);
+        }
+    }
+    return m;
+}
+
+static double peer_median(const char *peer, int64_t batch, int64_t vocab, const char *dtype, float t, int64_t k,
+                          float p, float min_p, int reps)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --batch %lld --vocab %lld --dtype %s --temperature %g --top-k %lld --top-p %g --min-p %g --reps %d",
+             peer, (long long)batch, (long long)vocab, dtype, t, (long long)k, p, min_p, reps);
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    char line[512];
+    double median = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "median_us %lf", &median) == 1) continue;
+        fputs(line, stderr); /* the peer's own messages (a skip, an error) */
+    }
+    pclose(f);
+    return median;
+}
+
+int main(int argc, char **argv)
+{
+    int64_t batch = 32, vocab = 128256, top_k = 50;
+    float temperature = 0.7f, top_p = 0.9f, min_p = 0.0f;
+    const char *dtype_name = "fp32", *backend_name = "cpu", *peer = NULL;
+    int reps = 50, seeds = 20, device_pointers = 0;
+    for (int i = 1; i < argc; i += 2) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+        if (!strcmp(o, "--device-pointers")) {
+            device_pointers = 1;
+            i--;
+            continue;
+        }
+        if (!strcmp(o, "--batch")) batch = atoll(v);
+        else if (!strcmp(o, "--vocab")) vocab = atoll(v);
+        else if (!strcmp(o, "--top-k")) top_k = atoll(v);
+        else if (!strcmp(o, "--temperature")) temperature = strtof(v, NULL);
+        else if (!strcmp(o, "--top-p")) top_p = strtof(v, NULL);
+        else if (!strcmp(o, "--min-p")) min_p = strtof(v, NULL);
+        else if (!strcmp(o, "--dtype")) dtype_name = v;
+        else if (!strcmp(o, "--backend")) backend_name = v;
+        else if (!strcmp(o, "--reps")) reps = atoi(v);
+        else if (!strcmp(o, "--seeds")) seeds = atoi(v);
+        else if (!strcmp(o, "--peer")) peer = v;
+        else {
+            fprintf(stderr, "sample-bench: unknown option %s\n", o);
+            return 2;
+        }
+    }
+    topk_dtype dtype = !strcmp(dtype_name, "bf16") ? TOPK_BF16 : !strcmp(dtype_name, "fp16") ? TOPK_F16 : TOPK_F32;
+    topk_backend backend = !strcmp(backend_name, "offload") ? TOPK_BACKEND_OFFLOAD : TOPK_BACKEND_CPU;
+    void *logits = make_logits(dtype, batch * vocab, 7);
+    int64_t *tokens = malloc((size_t)batch * 8), *other = malloc((size_t)batch * 8);
+    float *probs = malloc((size_t)batch * 4), *other_probs = malloc((size_t)batch * 4);
+    topk_ctx *cpu, *offload = NULL, *ctx;
+    topk_status s = topk_ctx_create(&cpu, TOPK_BACKEND_CPU);
+    if (s != TOPK_OK) return fprintf(stderr, "cpu: %s\n", topk_strerror(s)), 1;
+    if (topk_ctx_create(&offload, TOPK_BACKEND_OFFLOAD) != TOPK_OK) offload = NULL;
+    ctx = backend == TOPK_BACKEND_OFFLOAD ? offload : cpu;
+    if (!ctx) return fprintf(stderr, "sample-bench: the offload backend does not open here\n"), 1;
+    topk_sampling sp = topk_sampling_default();
+    sp.temperature = temperature;
+    sp.top_k = top_k;
+    sp.top_p = top_p;
+    sp.min_p = min_p;
+    int mismatches = 0;
+    for (int seed = 0; seed < seeds && offload; seed++) {
+        sp.seed = (uint64_t)seed * 0x9E3779B97F4A7C15ull;
+        sp.offset = (uint64_t)seed;
+        if (topk_sample(cpu, logits, dtype, batch, vocab, vocab, &sp, 0, tokens, probs) != TOPK_OK ||
+            topk_sample(offload, logits, dtype, batch, vocab, vocab, &sp, 0, other, other_probs) != TOPK_OK ||
+            memcmp(tokens, other, (size_t)batch * 8) || memcmp(probs, other_probs, (size_t)batch * 4))
+            mismatches++;
+    }
+    /* With --device-pointers the timed calls read and write GPU memory; else host memory. */
+    const void *in = logits;
+    int64_t *tokens_at = tokens;
+    float *probs_at = probs;
+    unsigned flags = 0;
+    if (device_pointers) {
+        const char *why = device_memory_unavailable();
+        if (why || backend != TOPK_BACKEND_OFFLOAD)
+            return fprintf(stderr, "sample-bench: --device-pointers needs --backend offload%s%s\n", why ? ": " : "",
+                           why ? why : ""), 1;
+        in = device_copy_in(logits, (size_t)(batch * vocab * topk_dtype_size(dtype)));
+        tokens_at = device_copy_in(tokens, (size_t)batch * 8);
+        probs_at = device_copy_in(probs, (size_t)batch * 4);
+        flags = TOPK_DEVICE_POINTERS;
+    }
+    double *times = malloc((size_t)reps * sizeof(double));
+    for (int i = 0; i <= reps; i++) {
+        sp.seed = 1;
+        sp.offset = (uint64_t)i;
+        double t0 = now_us();
+        s = topk_sample(ctx, in, dtype, batch, vocab, vocab, &sp, flags, tokens_at, probs_at);
+        if (i) times[i - 1] = now_us() - t0; /* the first call warms up */
+        if (s != TOPK_OK) return fprintf(stderr, "topk_sample: %s\n", topk_strerror(s)), 1;
+        if (device_pointers) {
+            device_copy_out(tokens, tokens_at, (size_t)batch * 8);
+            device_copy_out(probs, probs_at, (size_t)batch * 4);
+        }
+        for (int64_t r = 0; r < batch; r++)
+            if (tokens[r] < 0 || tokens[r] >= vocab || !(probs[r] > 0.0f && probs[r] <= 1.0f)) mismatches++;
+    }
+    if (device_pointers) {
+        device_free((void *)in);
+        device_free(tokens_at);
+        device_free(probs_at);
+    }
+    qsort(times, (size_t)reps, sizeof(double), by_value);
+    double ours = times[reps / 2], theirs = peer ? peer_median(peer, batch, vocab, dtype_name, temperature, top_k, top_p, min_p, reps) : -1;
+    printf("B=%lld V=%lld %s T=%g k=%lld p=%g min_p=%g | %s %.1f us", (long long)batch, (long long)vocab, dtype_name,
+           temperature, (long long)top_k, top_p, min_p, backend_name, ours);
+    if (theirs > 0) printf(" | peer %.1f us | peer/libtopk %.2fx", theirs, theirs / ours);
+    printf("%s | parity %s\n", device_pointers ? " (device pointers)" : "", offload ? (mismatches ? "MISMATCH" : "cpu == offload") : "offload not available");
+    topk_ctx_free(cpu);
+    topk_ctx_free(offload);
+    free(times);
+    free(logits);
+    free(tokens);
+    free(other);
+    free(probs);
+    free(other_probs);
+    return mismatches != 0;
+}

@@ -1,0 +1,21 @@
+"""libtopk from Python: top-k selection and sampling over the rows of NumPy arrays and PyTorch tensors
+(CPU or CUDA), zero copy, bit for bit the same on every backend.
+
+    import torch, topk
+    values, indices = topk.topk(torch.randn(4, 50304, dtype=torch.bfloat16), 50)
+    tokens = topk.sample_logits(logits, temperature=0.7, top_k=50, top_p=0.9, seed=1)
+
+Thin bindings (ctypes) over include/topk.h; the library is $TOPK_LIBRARY or the copy that
+`pip install ./python` built into this package (see topk._library).
+"""
+from ._backends import backend_name, reset
+from ._library import TopkArgumentError, TopkError, TopkTypeError, version
+from .sampling import (sample, sample_logits, sample_next_token, softmax, top_k_mask_logits, top_k_renorm_probs,
+                       top_p_renorm_probs)
+from .select import TopK, topk
+
+library_version = version
+__version__ = "0.1.0"
+__all__ = ["topk", "TopK", "sample", "sample_logits", "sample_next_token", "softmax", "top_k_renorm_probs",
+           "top_p_renorm_probs", "top_k_mask_logits", "backend_name", "reset", "TopkError", "TopkArgumentError",
+           "TopkTypeError", "library_version", "__version__"]

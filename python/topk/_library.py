@@ -1,0 +1,118 @@
+"""Finds and loads libtopk.so, declares the C prototypes of include/topk.h, and turns statuses into exceptions.
+
+Which library: $TOPK_LIBRARY when set (a path, e.g. .gpu/bin/libtopk.so on the GPU host), else the copy
+that `pip install ./python` built into this package, else an installed libtopk.so.0 on the loader's path.
+Nothing is compiled here: a missing library is an ImportError that says where it looked.
+"""
+import ctypes
+import os
+from pathlib import Path
+
+TOPK_SMALLEST = 1
+TOPK_DEVICE_POINTERS = 2
+DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
+BACKENDS = {"auto": 0, "cpu": 1, "offload": 2, "reference": 3}
+PARAM_DEVICE = 1
+
+# topk_status in the order of the enum; those in _ARGUMENT_STATUSES mean "the caller passed something
+# wrong" (a ValueError), the others are runtime failures.
+STATUSES = ("OK", "NULL_POINTER", "BAD_SHAPE", "BAD_K", "BAD_STRIDE", "BAD_DTYPE", "BAD_BACKEND", "BAD_ENV",
+            "BAD_PARAM", "NO_DEVICE", "BAD_MEMORY", "OUT_OF_MEMORY", "DEVICE_FAILURE", "BAD_SAMPLING")
+_ARGUMENT_STATUSES = {STATUSES.index(name) for name in ("NULL_POINTER", "BAD_SHAPE", "BAD_K", "BAD_STRIDE", "BAD_DTYPE",
+                                                        "BAD_BACKEND", "BAD_ENV", "BAD_PARAM", "BAD_MEMORY",
+                                                        "BAD_SAMPLING")}
+
+
+class TopkError(RuntimeError):
+    """An error of libtopk: `status` is the C library's topk_status number and `status_name` its name without
+    TOPK_ERR_ ("BAD_K"); both None for the checks made in Python."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+        self.status_name = None if status is None else STATUSES[status] if status < len(STATUSES) else str(status)
+
+
+class TopkArgumentError(TopkError, ValueError):
+    """A bad argument: shape, k, layout, device, backend name or environment value."""
+
+
+class TopkTypeError(TopkError, TypeError):
+    """An input of a type or dtype that libtopk does not read."""
+
+
+def _candidates():
+    explicit = os.environ.get("TOPK_LIBRARY")
+    if explicit:
+        return [explicit]
+    bundled = Path(__file__).with_name("libtopk.so")
+    return ([str(bundled)] if bundled.exists() else []) + ["libtopk.so.0"]
+
+
+def _load():
+    tried = []
+    for path in _candidates():
+        try:
+            return ctypes.CDLL(path)
+        except OSError as error:
+            tried.append(f"{path}: {error}")
+    raise ImportError("topk: cannot load libtopk (set TOPK_LIBRARY=/path/to/libtopk.so, or pip install ./python "
+                      "to build it into the package); tried " + "; ".join(tried))
+
+
+lib = _load()
+
+_i64, _ptr, _int, _uint, _float = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint, ctypes.c_float
+
+
+class Sampling(ctypes.Structure):
+    """struct topk_sampling."""
+    _fields_ = [("temperature", _float), ("top_k", _i64), ("top_p", _float), ("min_p", _float),
+                ("temperatures", _ptr), ("top_ks", _ptr), ("top_ps", _ptr), ("min_ps", _ptr),
+                ("seed", ctypes.c_uint64), ("offset", ctypes.c_uint64)]
+
+
+_PROTOTYPES = {
+    "topk_version_string": (ctypes.c_char_p, []),
+    "topk_strerror": (ctypes.c_char_p, [_int]),
+    "topk_ctx_create": (_int, [ctypes.POINTER(_ptr), _int]),
+    "topk_ctx_free": (None, [_ptr]),
+    "topk_ctx_backend": (_int, [_ptr]),
+    "topk_ctx_set_param": (_int, [_ptr, _int, _i64]),
+    "topk_select": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, _i64, _uint, _ptr, _ptr]),
+    "topk_sampling_default": (Sampling, []),
+    "topk_sample": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, ctypes.POINTER(Sampling), _uint, _ptr, _ptr]),
+    "topk_softmax": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, _float, _ptr, _uint, _ptr]),
+    "topk_top_k_renorm_probs": (_int, [_ptr, _ptr, _i64, _i64, _i64, _i64, _ptr, _uint, _ptr]),
+    "topk_top_p_renorm_probs": (_int, [_ptr, _ptr, _i64, _i64, _i64, _float, _ptr, _uint, _ptr]),
+    "topk_top_k_mask_logits": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, _i64, _ptr, _uint, _ptr]),
+}
+
+
+def _missing(name):
+    def call(*_):
+        raise TopkError(f"this libtopk ({lib._name}) has no {name}: it was built before that function existed")
+    return call
+
+
+def _bind():
+    functions = {}
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        try:
+            function = getattr(lib, name)
+        except AttributeError:
+            functions[name] = _missing(name)
+            continue
+        function.restype, function.argtypes = restype, argtypes
+        functions[name] = function
+    return functions
+
+
+C = _bind()
+version = C["topk_version_string"]().decode()
+
+
+def raise_for(status):
+    """Raises the exception for a non-zero topk_status, with the library's own message."""
+    message = C["topk_strerror"](status).decode()
+    raise (TopkArgumentError if status in _ARGUMENT_STATUSES else TopkError)(f"libtopk: {message}", status)

@@ -1,0 +1,148 @@
+"""Sampling over rows of logits: libtopk's topk_sample and its building blocks, plus the calls of the old
+module (sample_logits) and of nanochat (sample_next_token) on top of them.
+
+Every parameter that libtopk takes per row (temperature, top_k, top_p, min_p) is either one number for
+the call or a sequence / 1-D array / tensor of one value per row (copied to the host: a few bytes).
+Draws are Philox-4x32-10 under (seed, offset): the same seed, offset and logits give the same tokens on
+every backend; advance offset between the steps of a decode loop, or let seed=None draw a fresh seed.
+"""
+import ctypes
+import operator
+
+from ._arrays import Matrix
+from ._backends import context
+from ._library import C, DTYPES, TOPK_DEVICE_POINTERS, TopkArgumentError, TopkTypeError, raise_for
+
+_U64 = (1 << 64) - 1
+
+
+def _call(m, backend, function, args, outputs):
+    """function(ctx, m's data, *args, flags, *outputs) on the context for m's device; raises on a bad status."""
+    ctx = context(backend, m.cuda)
+    m.wait()
+    status = function(ctx, m.ptr, *args, TOPK_DEVICE_POINTERS if m.cuda is not None else 0, *outputs)
+    if status:
+        raise_for(status)
+
+
+def _address(array):
+    return None if array is None else ctypes.addressof(array)
+
+
+def sample(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed=0, offset=0, return_probs=False,
+           backend=None, copy=False):
+    """One token per row of logits (..., V), drawn from softmax(logits / temperature) restricted to the
+    top_k best logits, then the smallest best-first prefix of mass >= top_p, then the tokens with
+    p >= min_p * p_max (None: off). temperature 0 is greedy: the row's best logit, ties to the smaller index.
+    Returns int64 tokens shaped logits.shape[:-1] (and, with return_probs, each chosen token's float32
+    probability under the filtered, renormalised distribution), of the input's kind and device."""
+    m = Matrix(logits, -1, copy, "logits")
+    params = C["topk_sampling_default"]()
+    params.temperature, temperatures = m.per_row(temperature, 1.0, ctypes.c_float, "temperature")
+    params.top_k, top_ks = m.per_row(top_k, 0, ctypes.c_int64, "top_k")
+    params.top_p, top_ps = m.per_row(top_p, 1.0, ctypes.c_float, "top_p")
+    params.min_p, min_ps = m.per_row(min_p, 0.0, ctypes.c_float, "min_p")
+    per_row = temperatures, top_ks, top_ps, min_ps  # kept alive until the call returns
+    params.temperatures, params.top_ks, params.top_ps, params.min_ps = map(_address, per_row)
+    params.seed, params.offset = operator.index(seed) & _U64, operator.index(offset) & _U64
+    tokens = m.empty(None, "int64")
+    probs = m.empty(None, "float32") if return_probs else None
+    if m.batch:
+        _call(m, backend, C["topk_sample"], (m.code, m.batch, m.vocab, m.stride, ctypes.byref(params)),
+              (m.pointer(tokens), None if probs is None else m.pointer(probs)))
+    return (tokens, probs) if return_probs else tokens
+
+
+def softmax(logits, temperature=1.0, *, backend=None, copy=False):
+    """softmax(logits / temperature) over the last axis, as float32 (temperature: a number or one per row)."""
+    m = Matrix(logits, -1, copy, "logits")
+    scalar, per_row = m.per_row(temperature, 1.0, ctypes.c_float, "temperature")
+    probs = m.empty(m.vocab, "float32")
+    if m.batch:
+        _call(m, backend, C["topk_softmax"], (m.code, m.batch, m.vocab, m.stride, scalar, per_row),
+              (m.pointer(probs),))
+    return probs
+
+
+def _probs(probs, copy):
+    m = Matrix(probs, -1, copy, "probs")
+    if m.code != DTYPES["float32"]:
+        raise TopkTypeError(f"probs must be float32, not {m.array.dtype}")
+    return m
+
+
+def top_k_renorm_probs(probs, top_k, *, backend=None, copy=False):
+    """probs (float32) with all but the top_k largest of each row zeroed, renormalised to sum 1."""
+    m = _probs(probs, copy)
+    scalar, per_row = m.per_row(top_k, 0, ctypes.c_int64, "top_k")
+    out = m.empty(m.vocab, "float32")
+    if m.batch:
+        _call(m, backend, C["topk_top_k_renorm_probs"], (m.batch, m.vocab, m.stride, scalar, per_row),
+              (m.pointer(out),))
+    return out
+
+
+def top_p_renorm_probs(probs, top_p, *, backend=None, copy=False):
+    """probs (float32) cut to the smallest best-first prefix of each row with mass >= top_p, renormalised."""
+    m = _probs(probs, copy)
+    scalar, per_row = m.per_row(top_p, 1.0, ctypes.c_float, "top_p")
+    out = m.empty(m.vocab, "float32")
+    if m.batch:
+        _call(m, backend, C["topk_top_p_renorm_probs"], (m.batch, m.vocab, m.stride, scalar, per_row),
+              (m.pointer(out),))
+    return out
+
+
+def top_k_mask_logits(logits, top_k, *, backend=None, copy=False):
+    """A copy of logits with every entry outside its row's top_k set to -inf (same dtype)."""
+    m = Matrix(logits, -1, copy, "logits")
+    scalar, per_row = m.per_row(top_k, 0, ctypes.c_int64, "top_k")
+    out = m.empty(m.vocab)
+    if m.batch:
+        _call(m, backend, C["topk_top_k_mask_logits"], (m.code, m.batch, m.vocab, m.stride, scalar, per_row),
+              (m.pointer(out),))
+    return out
+
+
+def _fresh_seed(logits, generator):
+    """A seed drawn from a torch.Generator, else from torch's default generator for tensors and NumPy's
+    global one for arrays: torch.manual_seed / numpy.random.seed make seed=None runs repeatable."""
+    if generator is not None or type(logits).__module__ != "numpy":
+        import torch
+        device = generator.device if generator is not None else "cpu"
+        return torch.randint(-(1 << 63), (1 << 63) - 1, (), generator=generator, device=device).item()
+    import numpy
+    return int(numpy.random.randint(-(1 << 63), (1 << 63) - 1, dtype=numpy.int64))
+
+
+def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=None, generator=None, offset=0,
+                  return_probs=False, backend=None):
+    """The old module's call: next-token ids from logits (..., V), as sample() draws them.
+
+    temperature 0 (or None) is greedy; top_k None or 0, top_p None or 1 and min_p None or 0 are off;
+    each may be one number or one value per row. seed None draws a fresh seed (from `generator`, a
+    torch.Generator, when given; see _fresh_seed), so two calls differ; a fixed seed gives the same
+    tokens for the same logits, so advance `offset` between steps. The implementation comes from
+    `backend`, else TOPK_BACKEND, else the old AIKF_TOPK_IMPL names (torch/auto -> auto, cuda/triton/gpu
+    -> offload, cpu -> cpu, naive/reference -> reference). Returns int64 ids shaped logits.shape[:-1]
+    (and their probabilities with return_probs), of the input's kind and device; non-contiguous logits
+    are copied once."""
+    if seed is None:
+        seed = _fresh_seed(logits, generator)
+    return sample(logits, 0.0 if temperature is None else temperature, top_k, top_p, min_p, seed=seed, offset=offset,
+                  return_probs=return_probs, backend=backend, copy=True)
+
+
+def sample_next_token(logits, rng=None, temperature=1.0, top_k=None, *, backend=None):
+    """nanochat's sample_next_token: one token per row of logits (B, V) as a (B, 1) int64 array.
+
+    rng: a torch.Generator (its state advances by one draw per call), an int seed, or None (the global
+    generator: torch's, or NumPy's for arrays). temperature 0 is argmax; top_k None or <= 0 is off, and is
+    capped at V."""
+    if temperature < 0:
+        raise TopkArgumentError("temperature must be non-negative")
+    if top_k is not None:
+        top_k = min(top_k, logits.shape[-1]) if top_k > 0 else None
+    seed = rng if isinstance(rng, int) else _fresh_seed(logits, rng)
+    tokens = sample(logits, temperature, top_k, seed=seed, backend=backend, copy=True)
+    return tokens.reshape(tokens.shape + (1,))

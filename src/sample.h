@@ -1,0 +1,45 @@
+/*
+ * What the sampling entry points (sample_api.c) hand to a backend. Not installed.
+ *
+ * Everything is validated first: pointers non-NULL (probs may be NULL), 1 <= batch, 1 <= vocab <= 2^32 - 1,
+ * vocab <= row_stride, offsets fit in int64, and every row's parameters in range (sample_row).
+ */
+#ifndef TOPK_SAMPLE_H
+#define TOPK_SAMPLE_H
+
+#include "internal.h"
+#include "sample_math.h"
+
+/* The five operations, which share validation, dispatch and the GPU region. */
+typedef enum sample_op {
+    SAMPLE_OP_SAMPLE,       /* topk_sample: out is batch int64 tokens, probs NULL or batch floats */
+    SAMPLE_OP_SOFTMAX,      /* topk_softmax: out is batch x vocab fp32; rows[r].temperature */
+    SAMPLE_OP_TOP_K_RENORM, /* topk_top_k_renorm_probs: fp32 in and out; rows[r].top_k */
+    SAMPLE_OP_TOP_P_RENORM, /* topk_top_p_renorm_probs: fp32 in and out; rows[r].top_p */
+    SAMPLE_OP_TOP_K_MASK    /* topk_top_k_mask_logits: out is batch x vocab of dtype; rows[r].top_k */
+} sample_op;
+
+typedef struct topk_sample_problem {
+    sample_op op;
+    const void *input;
+    topk_dtype dtype;
+    int64_t batch, vocab, row_stride;
+    const sample_row *rows; /* batch entries, host memory: each row's resolved parameters */
+    uint64_t seed, offset;
+    void *out;
+    float *probs;
+} topk_sample_problem;
+
+/* Row r's first input element. */
+static inline const char *sample_input_row(const topk_sample_problem *p, int64_t r)
+{
+    return (const char *)p->input + (size_t)r * (size_t)p->row_stride * (size_t)topk_dtype_size(p->dtype);
+}
+
+/* The cpu backend (sample_cpu.c): threads <= 0 means OpenMP's default; chunk goes to topk_cpu_select. */
+topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t chunk);
+
+/* The offload backend (offload/sample_gpu.c): one target region per call. */
+topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers);
+
+#endif

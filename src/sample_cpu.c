@@ -1,0 +1,148 @@
+/*
+ * The cpu backend of sampling and its helpers.
+ *
+ * Rows with a small top_k (and greedy rows, top_k = 1 in effect) take the library's own selection
+ * first: topk_cpu_select filters the row with SIMD compares against a running threshold and returns the
+ * row's best top_k sorted, so the sampler only ever looks at those (sample_from_list). The library's
+ * order ranks NaN above +inf while sampling ranks NaN as -inf, so a row whose selection starts with a
+ * NaN is done the whole-row way instead. Every other row (no top_k, a large one, and the helpers) runs
+ * the team operations of sample_team.h with a team of one thread per row, rows spread over OpenMP
+ * threads, with the row's float weights cached so the exponentials are computed once.
+ *
+ * Both ways compute the same function of the row (sample_math.h defines it), which the offload backend
+ * computes too: the tests compare them bit for bit.
+ */
+#include <omp.h>
+#include <stdlib.h>
+
+#include "sample.h"
+#include "sample_team.h"
+
+/* Above this top_k a row is sampled the whole-row way (the selection's buffers grow with k). */
+enum { CPU_LIST_MOST = 4096 };
+
+/* The length of the row's candidate list, or 0 for the whole-row way. */
+static int64_t list_length(const sample_row *rp, int64_t vocab)
+{
+    if (rp->temperature == 0.0f || rp->top_k == 1) return 1;
+    if (rp->top_k > 1 && rp->top_k < vocab && rp->top_k <= CPU_LIST_MOST) return rp->top_k;
+    return 0;
+}
+
+/* The top `k` of every row that has a list (k = the longest list), best first, by topk_cpu_select:
+ * in one call for the whole batch when every row has one, else one call per such row. */
+static topk_status select_lists(const topk_sample_problem *p, int64_t k, int threads, int64_t chunk,
+                                char *values, int64_t *indices)
+{
+    int elem = topk_dtype_size(p->dtype);
+    bool every_row = true;
+    for (int64_t r = 0; r < p->batch; r++) every_row = every_row && list_length(&p->rows[r], p->vocab) > 0;
+    topk_problem sel = {.input = p->input, .dtype = p->dtype, .batch = p->batch, .vocab = p->vocab,
+                        .row_stride = p->row_stride, .k = k, .values = values, .indices = indices};
+    if (every_row) return topk_cpu_select(&sel, threads, chunk);
+    sel.batch = 1;
+    for (int64_t r = 0; r < p->batch; r++) {
+        if (!list_length(&p->rows[r], p->vocab)) continue;
+        sel.input = sample_input_row(p, r);
+        sel.values = values + r * k * elem;
+        sel.indices = indices + r * k;
+        topk_status s = topk_cpu_select(&sel, threads, chunk);
+        if (s != TOPK_OK) return s;
+    }
+    return TOPK_OK;
+}
+
+/* Turns a selected list into sampling composites; false if it starts with a NaN, which the library's
+ * order ranks first and sampling ranks as -inf. */
+static bool list_composites(const topk_sample_problem *p, const char *values, const int64_t *indices, int64_t n,
+                            uint64_t *list)
+{
+    uint32_t first = sample_bits_at(values, p->dtype, 0);
+    uint32_t magnitude = p->dtype == TOPK_F32 ? first & 0x7FFFFFFFu : first & 0x7FFFu;
+    uint32_t inf = p->dtype == TOPK_F32 ? 0x7F800000u : p->dtype == TOPK_F16 ? 0x7C00u : 0x7F80u;
+    if (magnitude > inf) return false;
+    for (int64_t j = 0; j < n; j++)
+        list[j] = sample_composite(sample_key(p->dtype, sample_bits_at(values, p->dtype, j)), indices[j]);
+    return true;
+}
+
+/* One row the whole-row way, with a one-thread team. */
+static void run_row(const topk_sample_problem *p, int64_t r, sample_mem *mem, float *cache)
+{
+    sample_team t = {mem, 0, 1};
+    const sample_row *rp = &p->rows[r];
+    sample_view v = {.row = sample_input_row(p, r), .dtype = p->dtype, .vocab = p->vocab};
+    switch (p->op) {
+    case SAMPLE_OP_SAMPLE: {
+        sample_pick pick = team_sample_row(t, v, *rp, sample_philox(p->seed, p->offset, (uint64_t)r), cache);
+        ((int64_t *)p->out)[r] = pick.token;
+        if (p->probs) p->probs[r] = pick.prob;
+        break;
+    }
+    case SAMPLE_OP_SOFTMAX: team_softmax_row(t, v, rp->temperature, (float *)p->out + r * p->vocab); break;
+    case SAMPLE_OP_TOP_K_RENORM: team_renorm_row(t, v, rp->top_k, 1.0f, (float *)p->out + r * p->vocab); break;
+    case SAMPLE_OP_TOP_P_RENORM: team_renorm_row(t, v, 0, rp->top_p, (float *)p->out + r * p->vocab); break;
+    case SAMPLE_OP_TOP_K_MASK:
+        team_mask_row(t, v, rp->top_k, (char *)p->out + r * p->vocab * topk_dtype_size(p->dtype));
+        break;
+    }
+}
+
+topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t chunk)
+{
+    int64_t longest = 0;
+    if (p->op == SAMPLE_OP_SAMPLE)
+        for (int64_t r = 0; r < p->batch; r++) {
+            int64_t n = list_length(&p->rows[r], p->vocab);
+            longest = n > longest ? n : longest;
+        }
+    int elem = topk_dtype_size(p->dtype);
+    char *values = NULL;
+    int64_t *indices = NULL;
+    if (longest) {
+        values = malloc((size_t)(p->batch * longest * elem));
+        indices = malloc((size_t)(p->batch * longest) * sizeof(int64_t));
+        topk_status s = values && indices ? select_lists(p, longest, threads, chunk, values, indices)
+                                          : TOPK_ERR_OUT_OF_MEMORY;
+        if (s != TOPK_OK) {
+            free(values);
+            free(indices);
+            return s;
+        }
+    }
+    /* Each thread's team memory, weight cache and list buffers, allocated before any row runs. */
+    int team_count = threads > 0 ? threads : omp_get_max_threads();
+    if (team_count > p->batch) team_count = (int)p->batch;
+    int64_t cache_len = p->op == SAMPLE_OP_SAMPLE ? p->vocab : 0, list_len = 2 * longest;
+    sample_mem *mems = malloc((size_t)team_count * sizeof *mems);
+    float *caches = malloc((size_t)(team_count * cache_len + 1) * sizeof(float));
+    uint64_t *lists = malloc((size_t)(team_count * list_len + 1) * sizeof(uint64_t));
+    if (!mems || !caches || !lists) {
+        free(mems);
+        free(caches);
+        free(lists);
+        free(values);
+        free(indices);
+        return TOPK_ERR_OUT_OF_MEMORY;
+    }
+#pragma omp parallel for num_threads(team_count) schedule(dynamic, 1)
+    for (int64_t r = 0; r < p->batch; r++) {
+        int me = omp_get_thread_num();
+        uint64_t *list = lists + me * list_len;
+        int64_t n = p->op == SAMPLE_OP_SAMPLE ? list_length(&p->rows[r], p->vocab) : 0;
+        if (n && list_composites(p, values + r * longest * elem, indices + r * longest, n, list)) {
+            sample_pick pick = sample_from_list(sample_input_row(p, r), p->dtype, p->vocab, list, n, list + n,
+                                                p->rows[r], sample_philox(p->seed, p->offset, (uint64_t)r));
+            ((int64_t *)p->out)[r] = pick.token;
+            if (p->probs) p->probs[r] = pick.prob;
+        } else {
+            run_row(p, r, &mems[me], cache_len ? caches + me * cache_len : NULL);
+        }
+    }
+    free(mems);
+    free(caches);
+    free(lists);
+    free(values);
+    free(indices);
+    return TOPK_OK;
+}

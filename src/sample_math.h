@@ -1,0 +1,277 @@
+/*
+ * The per-element and per-list math of sampling, compiled for the host and for the GPU (declare
+ * target) from this one text, so that every backend computes every bit the same way.
+ *
+ * Weights are integers. A token's weight is W = trunc(w * 2^s) with w = exp((x - max) / T) in (0, 1]
+ * computed by sample_exp below (our own: range reduction by ln 2 and a fixed degree-7 polynomial,
+ * float only, no libm, no fused multiply-add since the library builds with -ffp-contract=off), and
+ * s = 62 - floor(log2(vocab)), so that the sum of a whole row stays below 2^63. Every sum of weights is
+ * then an integer sum, exact and independent of order: any split over threads, teams or SIMD lanes
+ * gives the same bits, which is what makes the backends agree without a prescribed reduction tree.
+ * The price: a token with w < 2^-s (for vocab 128256: below 2^-46, i.e. logit more than ~32 T under
+ * the best) has weight 0 and is never drawn; all such tokens together hold less than vocab^2 / 2^63 of
+ * the mass.
+ *
+ * The draw: Philox-4x32-10 (Salmon et al., Random123) with key (seed lo, seed hi) and counter
+ * (offset lo, offset hi, row lo, row hi) gives four words x0..x3; r = x1 << 32 | x0 is a uniform
+ * 64-bit fraction u = r / 2^64, and the drawn integer is R = floor(u * S) = mulhi(r, S) in [0, S),
+ * where S is the kept mass. The token is the first one, in best-first order (the contract's total
+ * order), at which the cumulative kept mass exceeds R. No float uniform is made, and no log is needed.
+ */
+#ifndef TOPK_SAMPLE_MATH_H
+#define TOPK_SAMPLE_MATH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keys.h"
+#include "topk.h"
+
+#define SAMPLE_INLINE static inline __attribute__((always_inline))
+
+/* One row's filters after validation: top_k 0 or >= vocab is "off", top_p 1 is "off", min_p 0 is
+ * "off"; temperature 0 (or top_k 1) is greedy. */
+typedef struct sample_row {
+    float temperature, top_p, min_p;
+    int64_t top_k;
+} sample_row;
+
+/* What a row's draw gave. */
+typedef struct sample_pick {
+    int64_t token;
+    float prob;
+} sample_pick;
+
+#pragma omp declare target
+
+typedef union sample_f32 {
+    float f;
+    uint32_t u;
+} sample_f32;
+
+typedef union sample_f64 {
+    double f;
+    uint64_t u;
+} sample_f64;
+
+SAMPLE_INLINE float sample_bits_to_f32(uint32_t u)
+{
+    sample_f32 v;
+    v.u = u;
+    return v.f;
+}
+
+SAMPLE_INLINE uint32_t sample_f32_bits(float f)
+{
+    sample_f32 v;
+    v.f = f;
+    return v.u;
+}
+
+/* The element's bits (16-bit dtypes in the low half). */
+SAMPLE_INLINE uint32_t sample_bits_at(const char *row, int dtype, int64_t column)
+{
+    if (dtype == TOPK_F32) return ((const uint32_t *)row)[column];
+    return ((const uint16_t *)row)[column];
+}
+
+/* The sampling key: the contract's ordered key (keys.h) with NaN ranked as -inf, and 16-bit keys moved
+ * to the top half, so that keys of every dtype are 32-bit and compare like the values they stand for. */
+SAMPLE_INLINE uint32_t sample_key(int dtype, uint32_t bits)
+{
+    if (dtype == TOPK_F32) return (bits & 0x7FFFFFFFu) > 0x7F800000u ? 0x007FFFFFu : topk_key_f32(bits);
+    if (dtype == TOPK_F16) return ((bits & 0x7FFFu) > 0x7C00u ? 0x03FFu : topk_key_f16(bits)) << 16;
+    return ((bits & 0x7FFFu) > 0x7F80u ? 0x007Fu : topk_key_bf16(bits)) << 16;
+}
+
+/* The value as a float, exactly; NaN becomes -inf. */
+SAMPLE_INLINE float sample_value(int dtype, uint32_t bits)
+{
+    uint32_t f;
+    if (dtype == TOPK_F32) {
+        f = bits;
+    } else if (dtype == TOPK_BF16) {
+        f = bits << 16;
+    } else {
+        uint32_t sign = (bits & 0x8000u) << 16, e = (bits >> 10) & 0x1Fu, m = bits & 0x3FFu;
+        if (e == 0) {
+            float v = (float)m * 5.9604644775390625e-8f; /* m * 2^-24, exact */
+            return sign ? -v : v;
+        }
+        f = e == 31 ? sign | 0x7F800000u | (m << 13) : sign | ((e + 112) << 23) | (m << 13);
+    }
+    if ((f & 0x7FFFFFFFu) > 0x7F800000u) return -__builtin_inff();
+    return sample_bits_to_f32(f);
+}
+
+/* A composite: (sampling key << 32) | ~column. Larger is better: larger key, then smaller column. */
+SAMPLE_INLINE uint64_t sample_composite(uint32_t key, int64_t column)
+{
+    return (uint64_t)key << 32 | (uint32_t)~(uint32_t)column;
+}
+
+SAMPLE_INLINE int64_t sample_column(uint64_t composite) { return (int64_t)(uint32_t)~(uint32_t)composite; }
+
+/* The key of -inf, which also stands for NaN: a row whose best key is this has nothing to draw. */
+SAMPLE_INLINE bool sample_key_is_minus_inf(uint32_t key) { return key <= 0x007FFFFFu; }
+
+/* exp(z) for z <= 0 (z = -inf allowed), deterministic on every target: z = n ln2 + r with |r| <= ~0.35
+ * (ln 2 split in a 9-bit head, so n * head is exact), e^r by Horner on the degree-7 Taylor polynomial
+ * (truncation error < 6e-9), times 2^n built from bits. Below -86 it returns 0, so every result is 0
+ * or a normal float (no denormals, whose flushing could differ between targets). exp(0) is exactly 1. */
+SAMPLE_INLINE float sample_exp(float z)
+{
+    if (!(z >= -86.0f)) return 0.0f;
+    float kf = z * 1.44269502162933349609375f;
+    int n = (int)(kf - 0.5f);
+    float nf = (float)n;
+    float r = (z - nf * 0.693359375f) - nf * -2.12194440e-4f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    return p * sample_bits_to_f32((uint32_t)(n + 127) << 23);
+}
+
+/* How a row turns values into weights: w = exp((x - max) * (1 / T)), or, when the row's best is +inf,
+ * w = 1 for the +inf tokens and 0 for all others (they share the mass equally). */
+typedef struct sample_scale {
+    float max, inv_t;
+    bool inf_max;
+    float scale; /* 2^s */
+} sample_scale;
+
+/* s = 62 - floor(log2(n)): n weights of at most 2^s sum to less than 2^63. */
+SAMPLE_INLINE float sample_weight_scale(int64_t n)
+{
+    int s = 62;
+    for (int64_t v = n; v > 1; v >>= 1) s--;
+    return sample_bits_to_f32((uint32_t)(s + 127) << 23);
+}
+
+SAMPLE_INLINE sample_scale sample_scale_make(float max, float temperature, int64_t vocab)
+{
+    sample_scale sc = {.max = max, .inv_t = 1.0f / temperature, .inf_max = max == __builtin_inff()};
+    sc.scale = sample_weight_scale(vocab);
+    return sc;
+}
+
+/* The float weight w in [0, 1]. */
+SAMPLE_INLINE float sample_w(sample_scale sc, float x)
+{
+    if (sc.inf_max) return x == sc.max ? 1.0f : 0.0f;
+    float d = x - sc.max;
+    return sample_exp(d == 0.0f ? 0.0f : d * sc.inv_t);
+}
+
+/* The integer weight W = trunc(w * 2^s). */
+SAMPLE_INLINE uint64_t sample_fixed(sample_scale sc, float w) { return (uint64_t)(w * sc.scale); }
+
+/* Probabilities given to the renormalising helpers become weights the same way, scaled by a power of
+ * two so that the row's largest is below 2^s: Q = trunc(p * 2^(s - E)), p_max < 2^E. Entries that are
+ * not finite and > 0 weigh 0. */
+SAMPLE_INLINE double sample_prob_scale(float p_max, int64_t vocab)
+{
+    int s = 62;
+    for (int64_t v = vocab; v > 1; v >>= 1) s--;
+    sample_f32 m;
+    m.f = p_max;
+    int e = (int)((m.u >> 23) & 0xFFu) - 126; /* p_max < 2^e for normals; denormals: e = -126 */
+    sample_f64 f;
+    f.u = (uint64_t)(s - e + 1023) << 52;
+    return f.f;
+}
+
+SAMPLE_INLINE uint64_t sample_prob_fixed(double scale, float p)
+{
+    if (!(p > 0.0f) || p == __builtin_inff()) return 0;
+    return (uint64_t)((double)p * scale);
+}
+
+/* The high 64 bits of a * b, from 32-bit halves. */
+SAMPLE_INLINE uint64_t sample_mulhi(uint64_t a, uint64_t b)
+{
+    uint64_t a0 = a & 0xFFFFFFFFu, a1 = a >> 32, b0 = b & 0xFFFFFFFFu, b1 = b >> 32;
+    uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    uint64_t mid = (p00 >> 32) + (p01 & 0xFFFFFFFFu) + (p10 & 0xFFFFFFFFu);
+    return p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+}
+
+/* Philox-4x32-10: returns x1 << 32 | x0 of the block for counter (offset, row) under key seed. */
+SAMPLE_INLINE uint64_t sample_philox(uint64_t seed, uint64_t offset, uint64_t row)
+{
+    uint32_t c0 = (uint32_t)offset, c1 = (uint32_t)(offset >> 32), c2 = (uint32_t)row, c3 = (uint32_t)(row >> 32);
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int round = 0; round < 10; round++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c0 = n0;
+        c1 = (uint32_t)p1;
+        c2 = n2;
+        c3 = (uint32_t)p0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    return (uint64_t)c1 << 32 | c0;
+}
+
+/* The least mass a top-p prefix must reach: ceil(p * S) in double, within [1, S]. */
+SAMPLE_INLINE uint64_t sample_top_p_target(float top_p, uint64_t total)
+{
+    double want = (double)top_p * (double)total;
+    uint64_t t = want >= 18446744073709551615.0 ? total : (uint64_t)want;
+    if ((double)t < want) t++;
+    if (t > total) t = total;
+    return t ? t : 1;
+}
+
+/* weight / total as a float (the division in double, then one rounding to float). */
+SAMPLE_INLINE float sample_ratio(uint64_t weight, uint64_t total)
+{
+    return (float)((double)weight / (double)total);
+}
+
+/* Samples from a row's candidates given best first: list[0..n) are composites in descending order (the
+ * row's top n under the sampling order, n >= 1), w[0..n) receives their integer weights. The whole of
+ * topk_sample's filtering after top-k, for one thread: weights, top-p prefix, min-p, the draw. */
+SAMPLE_INLINE sample_pick sample_from_list(const char *row, int dtype, int64_t vocab, const uint64_t *list,
+                                           int64_t n, uint64_t *w, sample_row rp, uint64_t random)
+{
+    int64_t best = sample_column(list[0]);
+    float max = sample_value(dtype, sample_bits_at(row, dtype, best));
+    sample_pick pick = {best, 1.0f};
+    if (n == 1 || rp.temperature == 0.0f || max == -__builtin_inff()) return pick;
+    sample_scale sc = sample_scale_make(max, rp.temperature, vocab);
+    /* w[j] holds the weight, with the top bit (unused: weights are < 2^63) set where min-p cuts, since
+     * min-p applies after top-p, which still counts that weight. */
+    const uint64_t cut = (uint64_t)1 << 63;
+    uint64_t total = 0;
+    for (int64_t j = 0; j < n; j++) {
+        float wf = sample_w(sc, sample_value(dtype, sample_bits_at(row, dtype, sample_column(list[j]))));
+        uint64_t weight = sample_fixed(sc, wf);
+        total += weight;
+        w[j] = wf < rp.min_p ? weight | cut : weight;
+    }
+    uint64_t target = rp.top_p < 1.0f ? sample_top_p_target(rp.top_p, total) : total;
+    uint64_t mass = 0, kept = 0;
+    int64_t end = 0;
+    for (; end < n && mass < target; end++) mass += w[end] & ~cut;
+    for (int64_t j = 0; j < end; j++) {
+        w[j] = (w[j] & cut) ? 0 : w[j];
+        kept += w[j];
+    }
+    uint64_t drawn = sample_mulhi(random, kept), below = 0;
+    for (int64_t j = 0; j < end; j++) {
+        below += w[j];
+        if (below > drawn) return (sample_pick){sample_column(list[j]), sample_ratio(w[j], kept)};
+    }
+    return pick; /* not reached: drawn < kept */
+}
+
+#pragma omp end declare target
+
+#endif
