@@ -1,9 +1,9 @@
 /*
  * Shapes a call into work items and a merge tree (plan.h).
  *
- * Chunks per row: enough (row, chunk) items to give every multiprocessor a few teams, so that a batch
- * of 1 to 32 rows is still read by the whole GPU; but a chunk keeps at least TOPK_MIN_CHUNK elements,
- * so small rows stay whole (one team per row, no merge). A k above TOPK_SMEM_K keeps rows whole too:
+ * Chunks per row: as many (row, chunk) items as teams can be resident at once, so that a batch of 1 to
+ * 32 rows is still read by the whole GPU and a large batch runs in one round; but a chunk keeps at
+ * least TOPK_MIN_CHUNK elements, so small rows stay whole (one team per row, no merge). A k above TOPK_SMEM_K keeps rows whole too:
  * the team's buffer is then a workspace slice, and merging lists that long would cost more than it saves.
  */
 #include "plan.h"
@@ -12,7 +12,7 @@
 
 #include "sizes.h"
 
-#define TOPK_TEAMS_PER_SM 4         /* items to aim for per multiprocessor */
+#define TOPK_RESIDENT_THREADS 256   /* team threads a multiprocessor holds: ~240 registers each */
 #define TOPK_MIN_CHUNK 1024         /* elements: below this a chunk's fixed costs dominate */
 #define TOPK_MAX_TEAMS 65536        /* teams of one launch; more items loop */
 #define TOPK_LIST_BYTES (1ll << 30) /* cap on the candidate lists of one call */
@@ -69,20 +69,26 @@ topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams
         .key_flip = p->key_flip,
         .wide_k = p->k > TOPK_SMEM_K,
     };
+    plan->threads = on_host ? (omp_get_num_procs() >= 4 ? 2 : 1) : team_threads > 0 ? team_threads : gpu_team_threads(p->k);
     int64_t wanted;
     if (plan->wide_k)
         wanted = 1;
     else if (teams_per_row > 0)
         wanted = teams_per_row;
     else {
-        wanted = ceil_div((int64_t)sm_count * TOPK_TEAMS_PER_SM, p->batch);
+        /* As many items as teams can be resident at once, and no more: a second, partly filled round
+         * of items costs a whole round. Resident teams: TOPK_RESIDENT_THREADS / team threads per
+         * multiprocessor (the register file's share). On the H200 this rule gives the autotuner's best
+         * teams per row on every seeds shape it measured (tuning/offload-NVIDIA-H200.txt). */
+        int64_t resident = (int64_t)sm_count * (TOPK_RESIDENT_THREADS / plan->threads);
+        wanted = resident / p->batch;
+        if (wanted < 1) wanted = 1;
         int64_t most = ceil_div(p->vocab, TOPK_MIN_CHUNK);
         if (wanted > most) wanted = most;
     }
     cut_rows(plan, wanted);
     while (candidate_bytes(plan) > TOPK_LIST_BYTES && plan->chunks > 1) cut_rows(plan, plan->chunks / 2);
 
-    plan->threads = on_host ? (omp_get_num_procs() >= 4 ? 2 : 1) : team_threads > 0 ? team_threads : gpu_team_threads(p->k);
     int64_t items = plan->batch * plan->chunks;
     int64_t most_teams = on_host ? omp_get_num_procs() / plan->threads : TOPK_MAX_TEAMS;
     if (plan->wide_k) {
