@@ -29,7 +29,6 @@ typedef struct topk_plan {
      * is the one node of the top level. Every node below the root keeps a list of k candidates; every
      * node above level 0 has a ticket. Lists and tickets are laid out level after level (rows.h). */
     int64_t fan_in;
-    int levels;
     int64_t lists_per_row, tickets_per_row;
     /* teams */
     int64_t teams, threads;
@@ -52,10 +51,9 @@ TOPK_INLINE void topk_plan_tree(topk_plan *plan)
     plan->fan_in = TOPK_MERGE_SPAN / plan->k;
     if (plan->fan_in > TOPK_FAN_IN) plan->fan_in = TOPK_FAN_IN;
     if (plan->fan_in < 2) plan->fan_in = 2;
-    plan->levels = 0;
     plan->lists_per_row = 0;
     plan->tickets_per_row = 0;
-    for (int64_t nodes = plan->chunks; nodes > 1; plan->levels++) {
+    for (int64_t nodes = plan->chunks; nodes > 1;) {
         plan->lists_per_row += nodes;
         nodes = (nodes + plan->fan_in - 1) / plan->fan_in;
         plan->tickets_per_row += nodes;

@@ -6,8 +6,8 @@
  * through a selection (selection.h), keeping its chunk's best k. A row with one chunk is finished
  * there. Otherwise the team writes its k candidates (as composites) to the workspace, fences, and takes
  * a ticket on the merge node above it; the team that takes a node's last ticket merges that node's
- * fan_in lists (plan.h) the same way, and climbs on. The team that completes the root sorts the row's k
- * best (bitonic, in the buffer) and writes values and indices. Tickets are reset by the team that takes
+ * fan_in lists (plan.h) the same way, and climbs on. The team that completes the root writes the row's
+ * k best in order (placed by rank, or sorted first when long: write_row). Tickets are reset by the team that takes
  * the last one, so the workspace needs no clearing between calls.
  *
  * Teams loop over work items (item += number of teams), so any number of teams is correct: the GPU
@@ -146,8 +146,8 @@ TOPK_INLINE void run_item(team *t, selection *s, const topk_plan *p, int kind, c
     selection_stream(t, s, st);
     uint32_t kept = selection_finish(t, s);
     if (clocks && t->tid == 0) clock_at_least(&clocks[1], device_clock_ns());
-    /* Climb the merge tree: level `level` has `nodes` nodes, its lists start at list `list_base` of the
-     * row and the tickets of its parents at `ticket_base`. */
+    /* Climb the merge tree: the current level has `nodes` nodes, its lists start at list `list_base` of
+     * the row and the tickets of its parents at `ticket_base`. */
     uint64_t *lists = p->lists + row * p->lists_per_row * p->k;
     uint32_t *tickets = p->tickets + row * p->tickets_per_row;
     for (int64_t nodes = p->chunks, list_base = 0, ticket_base = 0; nodes > 1;) {
