@@ -134,10 +134,11 @@ TOPK_INLINE void clock_at_most(uint64_t *clock, uint64_t now)
     if (*clock > now) *clock = now;
 }
 
-/* One work item: a chunk of a row, then the merges its ticket wins. kind is a constant at each launch
- * site (gpu_select.c), so each kernel holds one dtype's code. */
-TOPK_INLINE void run_item(team *t, selection *s, const topk_plan *p, int kind, const char *input, int64_t item,
-                          char *values, int64_t *indices, uint64_t *clocks)
+/* One work item: a chunk of a row, then the merges its ticket wins. True (in every thread) when the team
+ * completed a row's root: then *row is that row and s->buf[0..*kept) its best k, unordered. kind is a
+ * constant at each launch site (gpu_select.c), so each kernel holds one dtype's code. */
+TOPK_INLINE bool climb_item(team *t, selection *s, const topk_plan *p, int kind, const char *input, int64_t item,
+                            uint64_t *clocks, int64_t *row_out, uint32_t *kept_out)
 {
     int64_t row = item / p->chunks, node = item % p->chunks;
     const char *rowp = input + row * p->row_stride * p->elem;
@@ -155,7 +156,7 @@ TOPK_INLINE void run_item(team *t, selection *s, const topk_plan *p, int kind, c
         int64_t parents = (nodes + p->fan_in - 1) / p->fan_in;
         int64_t parent = node / p->fan_in, first = parent * p->fan_in;
         int64_t inputs = nodes - first < p->fan_in ? nodes - first : p->fan_in;
-        if (!take_ticket(t, tickets + ticket_base + parent, (uint32_t)inputs)) return;
+        if (!take_ticket(t, tickets + ticket_base + parent, (uint32_t)inputs)) return false;
         st = stream_over(lists + (list_base + first) * p->k, 8, WAVE_LIST, inputs * p->k, 0, 0, INT64_MAX);
         selection_start(t, s);
         selection_stream(t, s, st);
@@ -165,7 +166,31 @@ TOPK_INLINE void run_item(team *t, selection *s, const topk_plan *p, int kind, c
         nodes = parents;
         node = parent;
     }
-    write_row(t, s, kept, p, rowp, row, values, indices);
+    *row_out = row;
+    *kept_out = kept;
+    return true;
+}
+
+/* A team's start on a launch: the plan rebuilt from the launch's scalars (topk_plan_rebuild), the team
+ * and its selection set up, the first-start clock taken. */
+TOPK_INLINE void team_setup(team_mem *m, team *t, selection *s, topk_plan *p, int64_t batch, int64_t vocab,
+                            int64_t row_stride, int64_t k, int64_t chunks, int64_t slots_per_chunk, int64_t wide_cap,
+                            uint64_t form, uint64_t *lists, uint64_t *wide, uint32_t *tickets, uint64_t *clocks)
+{
+    topk_plan_rebuild(p, batch, vocab, row_stride, k, chunks, slots_per_chunk, wide_cap, form, lists, wide,
+                      tickets);
+    team_start(t, m);
+    s->k = (uint32_t)p->k;
+    s->top_shift = p->elem == 4 ? 56 : 40;
+    s->column_shift = radix_column_shift(p->vocab);
+    if (p->wide_k) {
+        s->buf = p->wide + omp_get_team_num() * p->wide_cap;
+        s->cap = (uint32_t)p->wide_cap;
+    } else {
+        s->buf = m->buf;
+        s->cap = TOPK_CAP;
+    }
+    if (clocks && t->tid == 0) clock_at_most(&clocks[0], device_clock_ns());
 }
 
 /* What every thread of every team runs: m is the team's shared memory, kind the wave kind of the
@@ -177,25 +202,15 @@ TOPK_INLINE void topk_run_team(team_mem *m, int kind, const char *input, char *v
                                uint64_t *wide, uint32_t *tickets, uint64_t *clocks)
 {
     topk_plan p;
-    topk_plan_rebuild(&p, batch, vocab, row_stride, k, chunks, slots_per_chunk, wide_cap, form, lists, wide,
-                      tickets);
     team t;
-    team_start(&t, m);
     selection s;
-    s.k = (uint32_t)p.k;
-    s.top_shift = p.elem == 4 ? 56 : 40;
-    s.column_shift = radix_column_shift(p.vocab);
-    if (p.wide_k) {
-        s.buf = p.wide + omp_get_team_num() * p.wide_cap;
-        s.cap = (uint32_t)p.wide_cap;
-    } else {
-        s.buf = m->buf;
-        s.cap = TOPK_CAP;
-    }
-    if (clocks && t.tid == 0) clock_at_most(&clocks[0], device_clock_ns());
-    int64_t items = p.batch * p.chunks;
+    team_setup(m, &t, &s, &p, batch, vocab, row_stride, k, chunks, slots_per_chunk, wide_cap, form, lists, wide,
+               tickets, clocks);
+    int64_t items = p.batch * p.chunks, row;
+    uint32_t kept;
     for (int64_t item = omp_get_team_num(); item < items; item += omp_get_num_teams())
-        run_item(&t, &s, &p, kind, input, item, values, indices, clocks);
+        if (climb_item(&t, &s, &p, kind, input, item, clocks, &row, &kept))
+            write_row(&t, &s, kept, &p, input + row * p.row_stride * p.elem, row, values, indices);
     if (clocks && t.tid == 0) clock_at_least(&clocks[2], device_clock_ns());
 }
 

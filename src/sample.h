@@ -42,4 +42,8 @@ topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t c
 /* The offload backend (offload/sample_gpu.c): one target region per call. */
 topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers);
 
+/* Its topk_sample for calls where some row has a top-k list (offload/sample_fused.c): the selection
+ * kernel with k = the longest list, and a sampling root. */
+topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int64_t k);
+
 #endif

@@ -22,12 +22,7 @@
 enum { CPU_LIST_MOST = 4096 };
 
 /* The length of the row's candidate list, or 0 for the whole-row way. */
-static int64_t list_length(const sample_row *rp, int64_t vocab)
-{
-    if (rp->temperature == 0.0f || rp->top_k == 1) return 1;
-    if (rp->top_k > 1 && rp->top_k < vocab && rp->top_k <= CPU_LIST_MOST) return rp->top_k;
-    return 0;
-}
+static int64_t list_length(const sample_row *rp, int64_t vocab) { return sample_list_length(*rp, vocab, CPU_LIST_MOST); }
 
 /* The top `k` of every row that has a list (k = the longest list), best first, by topk_cpu_select:
  * in one call for the whole batch when every row has one, else one call per such row. */
@@ -57,10 +52,7 @@ static topk_status select_lists(const topk_sample_problem *p, int64_t k, int thr
 static bool list_composites(const topk_sample_problem *p, const char *values, const int64_t *indices, int64_t n,
                             uint64_t *list)
 {
-    uint32_t first = sample_bits_at(values, p->dtype, 0);
-    uint32_t magnitude = p->dtype == TOPK_F32 ? first & 0x7FFFFFFFu : first & 0x7FFFu;
-    uint32_t inf = p->dtype == TOPK_F32 ? 0x7F800000u : p->dtype == TOPK_F16 ? 0x7C00u : 0x7F80u;
-    if (magnitude > inf) return false;
+    if (sample_bits_are_nan(p->dtype, sample_bits_at(values, p->dtype, 0))) return false;
     for (int64_t j = 0; j < n; j++)
         list[j] = sample_composite(sample_key(p->dtype, sample_bits_at(values, p->dtype, j)), indices[j]);
     return true;

@@ -235,6 +235,24 @@ SAMPLE_INLINE float sample_ratio(uint64_t weight, uint64_t total)
     return (float)((double)weight / (double)total);
 }
 
+/* How many of a row's best topk_sample needs, when a top-k list serves it: 1 for a greedy row, top_k
+ * for a real top-k filter of at most `most` (each backend's list limit), else 0: the row is sampled the
+ * whole-row way. Either way gives the same draw (sample_from_list computes team_sample_row's function
+ * on the row's top n). */
+SAMPLE_INLINE int64_t sample_list_length(sample_row rp, int64_t vocab, int64_t most)
+{
+    if (rp.temperature == 0.0f || rp.top_k == 1) return 1;
+    return rp.top_k > 1 && rp.top_k < vocab && rp.top_k <= most ? rp.top_k : 0;
+}
+
+/* A NaN of the dtype (raw bits). The library's order ranks NaN first and sampling ranks it as -inf, so
+ * a selected list that starts with one cannot serve sample_from_list. */
+SAMPLE_INLINE bool sample_bits_are_nan(int dtype, uint32_t bits)
+{
+    if (dtype == TOPK_F32) return (bits & 0x7FFFFFFFu) > 0x7F800000u;
+    return (bits & 0x7FFFu) > (dtype == TOPK_F16 ? 0x7C00u : 0x7F80u);
+}
+
 /* Samples from a row's candidates given best first: list[0..n) are composites in descending order (the
  * row's top n under the sampling order, n >= 1), w[0..n) receives their integer weights. The whole of
  * topk_sample's filtering after top-k, for one thread: weights, top-p prefix, min-p, the draw. */

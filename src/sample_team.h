@@ -23,12 +23,10 @@
 
 #define SAMPLE_BINS 256
 #define SAMPLE_TEAM_MAX 256 /* most threads in a team */
-#define SAMPLE_LIST 1024    /* the GPU serves top_k up to this from team memory (a power of two) */
+#define SAMPLE_LIST 1024    /* the GPU serves top_k up to this from a top-k list (offload/sample_fused.c) */
 
 /* A team's shared memory. On the GPU it lives in shared memory; a one-thread team has its own. */
 typedef struct sample_mem {
-    uint64_t list[SAMPLE_LIST]; /* GPU: the row's top-k candidates */
-    uint64_t w[SAMPLE_LIST];    /* GPU: their weights */
     uint64_t mass[SAMPLE_BINS];
     uint32_t count[SAMPLE_BINS];
     uint64_t part[SAMPLE_TEAM_MAX]; /* one partial result per thread */

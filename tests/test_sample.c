@@ -99,6 +99,7 @@ static void sample_or_fail(topk_ctx *ctx, const void *logits, topk_dtype dtype, 
 static const ref_params param_sets[] = {
     {1.0, 1.0, 0.0, 0},  {0.7, 0.9, 0.0, 50}, {1.3, 0.8, 0.0, 0}, {1.0, 1.0, 0.1, 0},
     {0.5, 1.0, 0.05, 5}, {0.0, 1.0, 0.0, 0},  {1.0, 1.0, 0.0, 1}, {2.0, 0.5, 0.2, 2000},
+    {0.9, 0.95, 0.0, 300}, /* a list longer than the GPU root's rank placement serves: it sorts */
 };
 enum { PARAM_SETS = sizeof param_sets / sizeof param_sets[0] };
 
@@ -346,6 +347,9 @@ static void edges(topk_backend backend)
         hits[t]++;
         one_row(ctx, with_nan, 5, (ref_params){3, 1, 0, 0}, seed, &t, &pr);
         cr_assert(t == 1 || t == 3, "NaN drawn: %lld", (long long)t);
+        /* with a top-k list, which the library's order starts with the NaNs: sampled the whole-row way */
+        one_row(ctx, with_nan, 5, (ref_params){3, 1, 0, 2}, seed, &t, &pr);
+        cr_assert(t == 1 || t == 3, "NaN drawn with top_k 2: %lld", (long long)t);
     }
     cr_assert(hits[1] > 150 && hits[4] > 150, "+inf tokens drawn %d and %d times of 400", hits[1], hits[4]);
     /* top_k = vocab is the same as no top_k; a filtered-out token is never drawn */

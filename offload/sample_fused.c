@@ -1,0 +1,181 @@
+/*
+ * topk_gpu_sample_top: topk_sample for batches with top-k lists, as the selection kernel with a
+ * sampling root. ONE target region per call.
+ *
+ * The big idea: a top-k sampler is a top-k selection followed by a few dozen multiplications, so it
+ * runs the selection kernel's teams and merge tree (rows.h) unchanged, with k = the longest list any
+ * row needs (sample_list_length: top_k, or 1 for a greedy row). Where a selection would write the
+ * row's k best, the team that completes a row's root instead places the row's own top n best first (as
+ * sampling composites) in the workspace, and one thread runs sample_from_list on them: the code the
+ * cpu backend runs on topk_cpu_select's output, so the draws agree bit for bit. Every team of the row
+ * reads a chunk at full memory bandwidth, instead of one team reading the row again per search pass.
+ *
+ * A row that cannot be served by a list (no top-k filter, a top_k above SAMPLE_LIST, or a list whose
+ * first entry is a NaN: the library's order ranks NaN first, sampling ranks it as -inf) is sampled the
+ * whole-row way by its root team (team_sample_row, as sample_gpu.c does), in team memory shared with
+ * the selection's: the selection is done with it by then, and the team restarts afterwards.
+ */
+#include "gpu.h"
+#include "plan.h"
+#include "rows.h"
+#include "sample.h"
+#include "sample_team.h"
+
+#if defined(__NVPTX__)
+#define IN_TEAM_MEMORY _Pragma("omp allocate(shared) allocator(omp_pteam_mem_alloc)")
+#else
+#define IN_TEAM_MEMORY
+#endif
+
+/* A team's shared memory: the selection's while it selects, the whole-row sampler's after. */
+typedef union fused_mem {
+    team_mem select;
+    sample_mem sample;
+} fused_mem;
+
+#pragma omp declare target
+
+/* The sampling composite of selection composite c of a row (the same column; NaN ranks as -inf). */
+TOPK_INLINE uint64_t sampling_composite(const char *rowp, int dtype, uint64_t c)
+{
+    uint32_t column = ~(uint32_t)c;
+    return sample_composite(sample_key(dtype, sample_bits_at(rowp, dtype, column)), column);
+}
+
+/* The root of row `row`: s->buf[0..kept) holds its best k (unordered). Writes the row's token (and
+ * probability). list: the row's 2k workspace entries, the sorted list and sample_from_list's weights. */
+TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m, int dtype, const char *rowp,
+                             int64_t vocab, int64_t row, sample_row rp, uint64_t random, uint64_t *list,
+                             int64_t *tokens, float *probs)
+{
+    int64_t n = sample_list_length(rp, vocab, SAMPLE_LIST);
+    if (n > kept) n = kept;
+    if (n > 0) {
+        if (kept <= TOPK_RANK_SORT_MOST) {
+            for (uint32_t j = (uint32_t)t->tid; j < kept; j += (uint32_t)t->nt) {
+                uint64_t c = s->buf[j];
+                uint32_t rank = 0;
+                for (uint32_t i = 0; i < kept; i++) rank += s->buf[i] > c;
+                if (rank < n) list[rank] = sampling_composite(rowp, dtype, c);
+            }
+        } else {
+            team_sort(t, s->buf, kept);
+            for (int64_t j = t->tid; j < n; j += t->nt) list[j] = sampling_composite(rowp, dtype, s->buf[j]);
+        }
+        team_barrier();
+        if (t->tid == 0) {
+            bool nan_first = sample_bits_are_nan(dtype, sample_bits_at(rowp, dtype, sample_column(list[0])));
+            if (!nan_first) {
+                sample_pick pick = sample_from_list(rowp, dtype, vocab, list, n, list + s->k, rp, random);
+                tokens[row] = pick.token;
+                if (probs) probs[row] = pick.prob;
+            }
+            m->select.last = nan_first;
+        }
+        team_barrier();
+        bool whole_row = m->select.last;
+        team_barrier(); /* m->select.last is read by every thread before anyone reuses team memory */
+        if (!whole_row) return;
+    }
+    sample_team st = {&m->sample, t->tid, t->nt};
+    sample_view v = {.row = rowp, .dtype = dtype, .kind = SAMPLE_LOGITS, .vocab = vocab};
+    sample_pick pick = team_sample_row(st, v, rp, random, 0);
+    if (t->tid == 0) {
+        tokens[row] = pick.token;
+        if (probs) probs[row] = pick.prob;
+    }
+    team_start(t, &m->select); /* the sampler wrote over the selection's histograms */
+}
+
+/* What every thread of every team runs (the selection's topk_run_team with sample_root at the root). */
+TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *input, int64_t batch, int64_t vocab,
+                                 int64_t row_stride, int64_t k, int64_t chunks, int64_t slots_per_chunk,
+                                 int64_t wide_cap, uint64_t form, uint64_t *lists, uint64_t *wide, uint32_t *tickets,
+                                 const sample_row *rows, uint64_t seed, uint64_t offset, uint64_t *picks,
+                                 int64_t *tokens, float *probs)
+{
+    topk_plan p;
+    team t;
+    selection s;
+    team_setup(&m->select, &t, &s, &p, batch, vocab, row_stride, k, chunks, slots_per_chunk, wide_cap, form, lists,
+               wide, tickets, 0);
+    int64_t items = p.batch * p.chunks, row;
+    uint32_t kept;
+    for (int64_t item = omp_get_team_num(); item < items; item += omp_get_num_teams())
+        if (climb_item(&t, &s, &p, kind, input, item, 0, &row, &kept))
+            sample_root(&t, &s, kept, m, dtype, input + row * p.row_stride * p.elem, p.vocab, row, rows[row],
+                        sample_philox(seed, offset, (uint64_t)row), picks + row * 2 * p.k, tokens, probs);
+}
+
+#pragma omp end declare target
+
+#define SAMPLE_TOP_BODY(KIND)                                                                            \
+    {                                                                                                    \
+        fused_mem shared;                                                                                \
+        IN_TEAM_MEMORY                                                                                   \
+        _Pragma("omp parallel num_threads(threads)")                                                     \
+        sample_top_team(&shared, KIND, dtype, input, batch, vocab, row_stride, k, chunks, slots_per_chunk, \
+                        wide_cap, form, lists, wide, tickets, rows, seed, offset, picks, tokens, probs);   \
+    }
+
+#define ON_DEVICE_POINTERS(KIND)                                                                         \
+    _Pragma("omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
+             is_device_ptr(input, tokens, probs, lists, wide, tickets, picks) map(to : rows[0 : batch])")  \
+    SAMPLE_TOP_BODY(KIND)
+
+#define ON_HOST_POINTERS(KIND)                                                                           \
+    _Pragma("omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
+             is_device_ptr(lists, wide, tickets, picks) map(to : input[0 : in_bytes], rows[0 : batch])     \
+             map(from : tokens[0 : batch], probs[0 : prob_count])")                                      \
+    SAMPLE_TOP_BODY(KIND)
+
+static void launch(const topk_plan *plan, const topk_gpu *gpu, const topk_sample_problem *sp, bool device_pointers,
+                   uint64_t *picks)
+{
+    int teams = (int)plan->teams, threads = (int)plan->threads, device = gpu->device, dtype = (int)sp->dtype;
+    bool on_device = !gpu->on_host;
+    int64_t batch = plan->batch, vocab = plan->vocab, row_stride = plan->row_stride, k = plan->k;
+    int64_t chunks = plan->chunks, slots_per_chunk = plan->slots_per_chunk, wide_cap = plan->wide_cap;
+    uint64_t form = topk_plan_form(plan, sp->dtype);
+    uint64_t *lists = plan->lists, *wide = plan->wide;
+    uint32_t *tickets = plan->tickets;
+    const char *input = sp->input;
+    const sample_row *rows = sp->rows;
+    uint64_t seed = sp->seed, offset = sp->offset;
+    int64_t *tokens = sp->out;
+    float *probs = sp->probs;
+    int64_t in_bytes = ((batch - 1) * row_stride + vocab) * plan->elem, prob_count = probs ? batch : 0;
+    if (device_pointers) {
+        switch (sp->dtype) {
+        case TOPK_F32: ON_DEVICE_POINTERS(WAVE_F32) break;
+        case TOPK_F16: ON_DEVICE_POINTERS(WAVE_F16) break;
+        case TOPK_BF16: ON_DEVICE_POINTERS(WAVE_BF16) break;
+        }
+    } else {
+        switch (sp->dtype) {
+        case TOPK_F32: ON_HOST_POINTERS(WAVE_F32) break;
+        case TOPK_F16: ON_HOST_POINTERS(WAVE_F16) break;
+        case TOPK_BF16: ON_HOST_POINTERS(WAVE_BF16) break;
+        }
+    }
+}
+
+topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int64_t k)
+{
+    topk_problem selection = {.input = p->input, .dtype = p->dtype, .batch = p->batch, .vocab = p->vocab,
+                              .row_stride = p->row_stride, .k = k};
+    topk_plan plan;
+    topk_status s = topk_plan_make(&plan, &selection, 0, gpu->team_threads, gpu->sm_count, gpu->on_host);
+    if (s != TOPK_OK) return s;
+    size_t pick_bytes = (size_t)(p->batch * 2 * k) * sizeof(uint64_t);
+    pthread_mutex_lock(&gpu->lock);
+    s = topk_gpu_reserve(gpu, plan.list_bytes + plan.wide_bytes + pick_bytes, plan.ticket_bytes);
+    if (s == TOPK_OK) {
+        plan.lists = gpu->scratch;
+        plan.wide = (uint64_t *)((char *)gpu->scratch + plan.list_bytes);
+        plan.tickets = gpu->tickets;
+        launch(&plan, gpu, p, device_pointers, (uint64_t *)((char *)gpu->scratch + plan.list_bytes + plan.wide_bytes));
+    }
+    pthread_mutex_unlock(&gpu->lock);
+    return s;
+}
