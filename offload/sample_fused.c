@@ -6,14 +6,19 @@
  * runs the selection kernel's teams and merge tree (rows.h) unchanged, with k = the longest list any
  * row needs (sample_list_length: top_k, or 1 for a greedy row). Where a selection would write the
  * row's k best, the team that completes a row's root instead places the row's own top n best first (as
- * sampling composites) in the workspace, and one thread runs sample_from_list on them: the code the
- * cpu backend runs on topk_cpu_select's output, so the draws agree bit for bit. Every team of the row
- * reads a chunk at full memory bandwidth, instead of one team reading the row again per search pass.
+ * sampling composites), its threads weigh one entry each, and one thread draws (sample_math.h: the
+ * steps of sample_from_list, which the cpu backend runs on topk_cpu_select's output, so the draws
+ * agree bit for bit). Every team of the row reads a chunk at full memory bandwidth, instead of one
+ * team reading the row again per search pass. The list and its weights live in the selection buffer's
+ * unused tail, in team memory.
  *
  * A row that cannot be served by a list (no top-k filter, a top_k above SAMPLE_LIST, or a list whose
  * first entry is a NaN: the library's order ranks NaN first, sampling ranks it as -inf) is sampled the
  * whole-row way by its root team (team_sample_row, as sample_gpu.c does), in team memory shared with
  * the selection's: the selection is done with it by then, and the team restarts afterwards.
+ *
+ * A call with one set of parameters for every row passes them as scalars; per-row parameters are copied
+ * to the workspace first (one host-to-device copy).
  */
 #include "gpu.h"
 #include "plan.h"
@@ -42,15 +47,19 @@ TOPK_INLINE uint64_t sampling_composite(const char *rowp, int dtype, uint64_t c)
     return sample_composite(sample_key(dtype, sample_bits_at(rowp, dtype, column)), column);
 }
 
+/* Where the root keeps a row's list and its weights: in the selection buffer, past the SAMPLE_LIST
+ * entries the root's candidates (and their sort) occupy. */
+_Static_assert(TOPK_CAP >= 3 * SAMPLE_LIST && TOPK_SMEM_K >= SAMPLE_LIST, "the root's list must fit team memory");
+
 /* The root of row `row`: s->buf[0..kept) holds its best k (unordered). Writes the row's token (and
- * probability). list: the row's 2k workspace entries, the sorted list and sample_from_list's weights. */
+ * probability). */
 TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m, int dtype, const char *rowp,
-                             int64_t vocab, int64_t row, sample_row rp, uint64_t random, uint64_t *list,
-                             int64_t *tokens, float *probs)
+                             int64_t vocab, int64_t row, sample_row rp, uint64_t random, int64_t *tokens, float *probs)
 {
     int64_t n = sample_list_length(rp, vocab, SAMPLE_LIST);
     if (n > kept) n = kept;
     if (n > 0) {
+        uint64_t *list = s->buf + SAMPLE_LIST, *w = s->buf + 2 * SAMPLE_LIST;
         if (kept <= TOPK_RANK_SORT_MOST) {
             for (uint32_t j = (uint32_t)t->tid; j < kept; j += (uint32_t)t->nt) {
                 uint64_t c = s->buf[j];
@@ -63,19 +72,22 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
             for (int64_t j = t->tid; j < n; j += t->nt) list[j] = sampling_composite(rowp, dtype, s->buf[j]);
         }
         team_barrier();
-        if (t->tid == 0) {
-            bool nan_first = sample_bits_are_nan(dtype, sample_bits_at(rowp, dtype, sample_column(list[0])));
-            if (!nan_first) {
-                sample_pick pick = sample_from_list(rowp, dtype, vocab, list, n, list + s->k, rp, random);
+        /* Every thread reads the same best, so all take the same way without a broadcast. */
+        if (!sample_bits_are_nan(dtype, sample_bits_at(rowp, dtype, sample_column(list[0])))) {
+            sample_scale sc;
+            sample_pick pick = {sample_column(list[0]), 1.0f};
+            if (sample_list_scale(rowp, dtype, vocab, list, n, rp, &sc)) {
+                for (int64_t j = t->tid; j < n; j += t->nt) w[j] = sample_list_weight(rowp, dtype, sc, rp, list[j]);
+                team_barrier();
+                if (t->tid == 0) pick = sample_list_draw(list, w, n, rp, random);
+            }
+            if (t->tid == 0) {
                 tokens[row] = pick.token;
                 if (probs) probs[row] = pick.prob;
             }
-            m->select.last = nan_first;
+            return; /* the next item's selection_start holds every thread until thread 0 is done */
         }
-        team_barrier();
-        bool whole_row = m->select.last;
-        team_barrier(); /* m->select.last is read by every thread before anyone reuses team memory */
-        if (!whole_row) return;
+        team_barrier(); /* the list is read before the whole-row sampler writes over it */
     }
     sample_team st = {&m->sample, t->tid, t->nt};
     sample_view v = {.row = rowp, .dtype = dtype, .kind = SAMPLE_LOGITS, .vocab = vocab};
@@ -87,11 +99,12 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
     team_start(t, &m->select); /* the sampler wrote over the selection's histograms */
 }
 
-/* What every thread of every team runs (the selection's topk_run_team with sample_root at the root). */
+/* What every thread of every team runs (the selection's topk_run_team with sample_root at the root).
+ * rows: each row's parameters in device memory, or NULL when every row has `every`. */
 TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *input, int64_t batch, int64_t vocab,
                                  int64_t row_stride, int64_t k, int64_t chunks, int64_t slots_per_chunk,
                                  int64_t wide_cap, uint64_t form, uint64_t *lists, uint64_t *wide, uint32_t *tickets,
-                                 const sample_row *rows, uint64_t seed, uint64_t offset, uint64_t *picks,
+                                 const sample_row *rows, sample_row every, uint64_t seed, uint64_t offset,
                                  int64_t *tokens, float *probs)
 {
     topk_plan p;
@@ -103,8 +116,8 @@ TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *
     uint32_t kept;
     for (int64_t item = omp_get_team_num(); item < items; item += omp_get_num_teams())
         if (climb_item(&t, &s, &p, kind, input, item, 0, &row, &kept))
-            sample_root(&t, &s, kept, m, dtype, input + row * p.row_stride * p.elem, p.vocab, row, rows[row],
-                        sample_philox(seed, offset, (uint64_t)row), picks + row * 2 * p.k, tokens, probs);
+            sample_root(&t, &s, kept, m, dtype, input + row * p.row_stride * p.elem, p.vocab, row,
+                        rows ? rows[row] : every, sample_philox(seed, offset, (uint64_t)row), tokens, probs);
 }
 
 #pragma omp end declare target
@@ -115,22 +128,23 @@ TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *
         IN_TEAM_MEMORY                                                                                   \
         _Pragma("omp parallel num_threads(threads)")                                                     \
         sample_top_team(&shared, KIND, dtype, input, batch, vocab, row_stride, k, chunks, slots_per_chunk, \
-                        wide_cap, form, lists, wide, tickets, rows, seed, offset, picks, tokens, probs);   \
+                        wide_cap, form, lists, wide, tickets, rows, every, seed, offset, tokens, probs);   \
     }
 
 #define ON_DEVICE_POINTERS(KIND)                                                                         \
     _Pragma("omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
-             is_device_ptr(input, tokens, probs, lists, wide, tickets, picks) map(to : rows[0 : batch])")  \
+             is_device_ptr(input, tokens, probs, lists, wide, tickets, rows)")                            \
     SAMPLE_TOP_BODY(KIND)
 
 #define ON_HOST_POINTERS(KIND)                                                                           \
     _Pragma("omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
-             is_device_ptr(lists, wide, tickets, picks) map(to : input[0 : in_bytes], rows[0 : batch])     \
+             is_device_ptr(lists, wide, tickets, rows) map(to : input[0 : in_bytes])                      \
              map(from : tokens[0 : batch], probs[0 : prob_count])")                                      \
     SAMPLE_TOP_BODY(KIND)
 
+/* rows: the per-row parameters in device memory, or NULL and every row's in `every`. */
 static void launch(const topk_plan *plan, const topk_gpu *gpu, const topk_sample_problem *sp, bool device_pointers,
-                   uint64_t *picks)
+                   const sample_row *rows, sample_row every)
 {
     int teams = (int)plan->teams, threads = (int)plan->threads, device = gpu->device, dtype = (int)sp->dtype;
     bool on_device = !gpu->on_host;
@@ -140,7 +154,6 @@ static void launch(const topk_plan *plan, const topk_gpu *gpu, const topk_sample
     uint64_t *lists = plan->lists, *wide = plan->wide;
     uint32_t *tickets = plan->tickets;
     const char *input = sp->input;
-    const sample_row *rows = sp->rows;
     uint64_t seed = sp->seed, offset = sp->offset;
     int64_t *tokens = sp->out;
     float *probs = sp->probs;
@@ -160,6 +173,11 @@ static void launch(const topk_plan *plan, const topk_gpu *gpu, const topk_sample
     }
 }
 
+static bool same_row(sample_row a, sample_row b)
+{
+    return a.temperature == b.temperature && a.top_k == b.top_k && a.top_p == b.top_p && a.min_p == b.min_p;
+}
+
 topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int64_t k)
 {
     topk_problem selection = {.input = p->input, .dtype = p->dtype, .batch = p->batch, .vocab = p->vocab,
@@ -167,14 +185,20 @@ topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, boo
     topk_plan plan;
     topk_status s = topk_plan_make(&plan, &selection, 0, gpu->team_threads, gpu->sm_count, gpu->on_host);
     if (s != TOPK_OK) return s;
-    size_t pick_bytes = (size_t)(p->batch * 2 * k) * sizeof(uint64_t);
+    bool uniform = true;
+    for (int64_t r = 1; r < p->batch && uniform; r++) uniform = same_row(p->rows[r], p->rows[0]);
+    size_t row_bytes = uniform ? 0 : (size_t)p->batch * sizeof(sample_row);
     pthread_mutex_lock(&gpu->lock);
-    s = topk_gpu_reserve(gpu, plan.list_bytes + plan.wide_bytes + pick_bytes, plan.ticket_bytes);
+    s = topk_gpu_reserve(gpu, plan.list_bytes + plan.wide_bytes + row_bytes, plan.ticket_bytes);
     if (s == TOPK_OK) {
         plan.lists = gpu->scratch;
         plan.wide = (uint64_t *)((char *)gpu->scratch + plan.list_bytes);
         plan.tickets = gpu->tickets;
-        launch(&plan, gpu, p, device_pointers, (uint64_t *)((char *)gpu->scratch + plan.list_bytes + plan.wide_bytes));
+        sample_row *rows = uniform ? NULL : (sample_row *)((char *)gpu->scratch + plan.list_bytes + plan.wide_bytes);
+        if (rows && omp_target_memcpy(rows, p->rows, row_bytes, 0, 0, gpu->device, omp_get_initial_device()) != 0)
+            s = TOPK_ERR_DEVICE_FAILURE;
+        else
+            launch(&plan, gpu, p, device_pointers, rows, p->rows[0]);
     }
     pthread_mutex_unlock(&gpu->lock);
     return s;

@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
 """libtopk through the Python binding against torch.topk (and FlashInfer's top_k on CUDA) in one run, at
-the decode shapes, every result checked; then the binding's own overhead per call.
+the decode shapes, every result checked; then the binding's own overhead per call, and where it goes.
 
-Decode shapes: B in {1, 4, 32} x V in {32000, 50304, 128256, 151936} x k in {50, 200}, bf16 (--dtype).
+Selection: B in {1, 4, 32} x V in {32000, 50304, 128256, 151936} x k in {50, 200}, bf16 (--dtype).
 Each call allocates its outputs, as torch.topk does; libtopk's values must equal torch's bit for bit, and
 its indices must point at them (torch may break ties otherwise).
   cpu:  libtopk's cpu backend and torch.topk on --threads threads (default: all); median wall time per call.
-  cuda: libtopk's offload backend on the tensors' memory (each call synchronises torch's stream and returns
-        when done) against torch.topk and flashinfer.top_k(sorted=True): "sync" is the median of (call +
+  cuda: libtopk's offload backend on the tensors' memory (each call waits for torch's stream and returns
+        when done) against torch.topk and FlashInfer's top_k(sorted=True): "sync" is the median of (call +
         torch.cuda.synchronize()) wall times, "events" the mean of back-to-back calls between CUDA events.
-Overhead: the smallest call (1 x 8 fp32, k = 1, the reference backend: ~0 us of C work) through the
-binding, with out= and allocating, against the same C function called directly through ctypes; CPU time of
-this thread (time.thread_time), best of several rounds, so other processes on the machine do not count.
-On CUDA the same with a CUDA tensor and the offload backend, in wall time.
+        FlashInfer: `import flashinfer` when that works, else bench/peers/flashinfer_shim.py (its kernels
+        through ctypes) when its available() says so, else the column is skipped; the header says which ran.
+Overhead: overhead = median(time of the Python call) - median(time of the same C call made directly through
+ctypes with the same pointers, no checks, no wait), on the smallest call (1 x 8 fp32, k = 1: the reference
+backend on the CPU, ~1 us of C work; the offload backend on CUDA), same process. Each variant is timed in
+rounds of many back-to-back calls, the rounds of all variants interleaved; the median round counts. Clock:
+CPU time of this thread on the CPU (other processes do not count), wall time on CUDA (waits are real).
+The breakdown times each part of the binding's call alone: argument checks, output allocation, and on
+CUDA the wait for torch's stream (idle, and after a queued kernel) against torch's own synchronisation.
 Usage: python3 python/bench.py [--device cpu|cuda] [--threads N] [--dtype bf16|fp16|fp32] [--min-time S]
-       [--csv FILE] [--quick]  (TOPK_LIBRARY and PYTHONPATH=python when not installed)
+       [--csv FILE] [--quick] [--only selection|overhead]  (TOPK_LIBRARY and PYTHONPATH=python when not installed)
 """
 import argparse
 import os
@@ -24,6 +29,7 @@ import time
 
 SHAPES = [(b, v, k) for b in (1, 4, 32) for v in (32000, 50304, 128256, 151936) for k in (50, 200)]
 QUICK = [(1, 50304, 50), (32, 151936, 200)]
+GOAL_US = 3.0  # issue 8: the binding's own overhead per call
 
 
 def median_wall_us(call, sync, min_time, fewest=5):
@@ -51,13 +57,29 @@ def events_us(torch, call, calls=200):
     return start.elapsed_time(end) * 1e3 / calls
 
 
-def flashinfer_top_k():
+def flashinfer_peer():
+    """(label, top_k(x, k) -> (values, indices) sorted best first), or (None, None) with the reason printed."""
     try:
         import flashinfer
-        return flashinfer.top_k
-    except Exception as error:  # absent, or built for another torch/CUDA: the column is skipped
-        print(f"bench: no FlashInfer top_k ({type(error).__name__}: {error})", file=sys.stderr)
-        return None
+        label = f"flashinfer {getattr(flashinfer, '__version__', '?')} (the package)"
+        return label, lambda x, k: flashinfer.top_k(x, k, sorted=True)
+    except Exception as error:  # absent, or built for another torch/CUDA
+        why = f"import flashinfer: {type(error).__name__}: {error}"
+    peers = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "peers")
+    if os.path.exists(os.path.join(peers, "flashinfer_shim.py")):
+        sys.path.insert(0, os.path.normpath(peers))
+        try:
+            import flashinfer_shim
+            ok, what = flashinfer_shim.available()
+            if ok:
+                return f"{what} (bench/peers/flashinfer_shim.py)", lambda x, k: flashinfer_shim.top_k(x, k, sorted=True)
+            why += f"; flashinfer_shim: {what}"
+        except Exception as error:
+            why += f"; flashinfer_shim: {type(error).__name__}: {error}"
+    else:
+        why += "; no bench/peers/flashinfer_shim.py"
+    print(f"bench: FlashInfer column skipped ({why})", flush=True)
+    return None, None
 
 
 def check(torch, x, ours, theirs, what):
@@ -66,10 +88,17 @@ def check(torch, x, ours, theirs, what):
         sys.exit(f"bench: {what}: libtopk's result differs from torch.topk's")
 
 
+def peer_agrees(torch, x, ours, theirs):
+    values, indices = theirs[0], theirs[1]
+    return torch.equal(ours.values, values) and torch.equal(x.gather(-1, indices.long()), values)
+
+
 def selection(args, torch, topk):
     device, backend = args.device, ("offload" if args.device == "cuda" else "cpu")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
-    fi_top_k = flashinfer_top_k() if device == "cuda" else None
+    fi_label, fi_top_k = flashinfer_peer() if device == "cuda" else (None, None)
+    if fi_label:
+        print(f"flashinfer column: {fi_label}")
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     rows = []
     print(f"{'B':>3} {'V':>7} {'k':>4} {'dtype':>5} {'ours_us':>9} {'torch_us':>9} {'flashinfer_us':>13} "
@@ -83,11 +112,14 @@ def selection(args, torch, topk):
         row = {"B": b, "V": v, "k": k, "dtype": args.dtype,
                "ours_us": median_wall_us(lambda: topk.topk(x, k, backend=backend), sync, args.min_time),
                "torch_us": median_wall_us(lambda: torch.topk(x, k), sync, args.min_time),
-               "flashinfer_us": None, "ours_ev": None, "torch_ev": None, "fi_ev": None}
+               "flashinfer_us": None, "ours_ev": None, "torch_ev": None, "fi_ev": None,
+               "flashinfer_impl": (fi_label or "").replace(",", ";")}
         if fi_top_k is not None:
-            check(torch, x, ours, fi_top_k(x, k, sorted=True), f"{b}x{v} k{k} (flashinfer)")
-            row["flashinfer_us"] = median_wall_us(lambda: fi_top_k(x, k, sorted=True), sync, args.min_time)
-            row["fi_ev"] = events_us(torch, lambda: fi_top_k(x, k, sorted=True))
+            if peer_agrees(torch, x, ours, fi_top_k(x, k)):
+                row["flashinfer_us"] = median_wall_us(lambda: fi_top_k(x, k), sync, args.min_time)
+                row["fi_ev"] = events_us(torch, lambda: fi_top_k(x, k))
+            else:
+                print(f"bench: {b}x{v} k{k}: FlashInfer's top_k differs from ours; its cells are left empty")
         if device == "cuda":
             row["ours_ev"] = events_us(torch, lambda: topk.topk(x, k, backend=backend))
             row["torch_ev"] = events_us(torch, lambda: torch.topk(x, k))
@@ -99,49 +131,104 @@ def selection(args, torch, topk):
     return rows
 
 
-def best_thread_us(call, rounds=12, calls=20000):
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.thread_time()
-        for _ in range(calls):
+def timed_rounds(variants, clock, sync, calls, rounds):
+    """{name: median over rounds of the mean time of one call, in us}; variants: {name: (call, calls or None)}.
+    The rounds of all variants are interleaved, so a change of load on the machine hits all of them alike."""
+    samples = {name: [] for name in variants}
+    for name, (call, _) in variants.items():  # warm up
+        for _ in range(20):
             call()
-        best = min(best, (time.thread_time() - t0) / calls * 1e6)
-    return best
+    sync()
+    for _ in range(rounds):
+        for name, (call, n) in variants.items():
+            n = n or calls
+            sync()
+            t0 = clock()
+            for _ in range(n):
+                call()
+            samples[name].append((clock() - t0) / n * 1e6)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def overhead(args, torch, topk):
+    from topk import _arrays, _cuda
     from topk._backends import context
     from topk._library import C, TOPK_DEVICE_POINTERS
     cuda = args.device == "cuda"
     backend = "offload" if cuda else "reference"
     x = torch.randn(1, 8, device=args.device)
     values, indices = torch.empty(1, 1, device=args.device), torch.empty(1, 1, dtype=torch.int64, device=args.device)
-    ctx, select = context(backend, 0 if cuda else None), C["topk_select"]
+    dev = x.get_device() if cuda else None
+    ctx, select = context(backend, dev), C["topk_select"]
     flags = TOPK_DEVICE_POINTERS if cuda else 0
-    pointers = x.data_ptr(), values.data_ptr(), indices.data_ptr()
+    px, pv, pi = x.data_ptr(), values.data_ptr(), indices.data_ptr()
+    kind = _arrays.kind_of(x)[0]
+    f32, i64 = torch.float32, torch.int64
+
+    def checks():  # what topk() does before it allocates (kind, layout, dtype, device, k, context)
+        kind.rows2d(x)
+        context(backend, dev)
+
     calls = {
-        "direct ctypes topk_select": lambda: select(ctx, pointers[0], 0, 1, 8, 8, 1, flags, pointers[1], pointers[2]),
-        "topk.topk(x, 1, out=...)": lambda: topk.topk(x, 1, backend=backend, out=(values, indices)),
-        "topk.topk(x, 1)": lambda: topk.topk(x, 1, backend=backend),
-        "torch.topk(x, 1)": lambda: torch.topk(x, 1),
+        "direct ctypes topk_select": (lambda: select(ctx, px, 0, 1, 8, 8, 1, flags, pv, pi), None),
+        "topk.topk(x, 1, out=...)": (lambda: topk.topk(x, 1, backend=backend, out=(values, indices)), None),
+        "topk.topk(x, 1)": (lambda: topk.topk(x, 1, backend=backend), None),
+        "torch.topk(x, 1)": (lambda: torch.topk(x, 1), None),
     }
     if not cuda:
         a, va, ia = x.numpy(), values.numpy(), indices.numpy()
-        calls["topk.topk(numpy, 1, out=...)"] = lambda: topk.topk(a, 1, backend=backend, out=(va, ia))
-        calls["topk.topk(numpy, 1)"] = lambda: topk.topk(a, 1, backend=backend)
+        calls["topk.topk(numpy, 1, out=...)"] = (lambda: topk.topk(a, 1, backend=backend, out=(va, ia)), None)
+        calls["topk.topk(numpy, 1)"] = (lambda: topk.topk(a, 1, backend=backend), None)
+    parts = {
+        "argument checks (rows2d, context)": (checks, None),
+        "out= checks (out_pointers)": (lambda: kind.out_pointers(values, indices, (1, 1), f32, dev), None),
+        "output allocation (empty_pair)": (lambda: kind.empty_pair((1, 1), (1, 1), f32, dev), None),
+        "  2 x torch.empty(device=)": (lambda: (torch.empty((1, 1), dtype=f32, device=x.device),
+                                                torch.empty((1, 1), dtype=i64, device=x.device)), None),
+    }
     if cuda:
-        measure = lambda call: median_wall_us(call, torch.cuda.synchronize, args.min_time * 4)
+        wait = _cuda.ensure()
+        y = torch.zeros(256, device=args.device)
+        parts.update({
+            "stream wait, idle: binding's": (lambda: wait(dev), None),
+            "stream wait, idle: torch current_stream().synchronize()":
+                (lambda: torch.cuda.current_stream(dev).synchronize(), None),
+            "queued kernel + binding's wait": (lambda: (y.add_(1), wait(dev)), None),
+            "queued kernel + torch current_stream().synchronize()":
+                (lambda: (y.add_(1), torch.cuda.current_stream(dev).synchronize()), None),
+            "queued kernel + torch.cuda.synchronize()": (lambda: (y.add_(1), torch.cuda.synchronize()), None),
+        })
+        raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+        if raw_stream is not None:
+            parts["  torch._C._cuda_getCurrentRawStream"] = (lambda: raw_stream(dev), None)
+    if cuda:
+        clock, sync, what = time.perf_counter, torch.cuda.synchronize, "wall time"
+        count, rounds = 400, 25
     else:
-        measure = best_thread_us
-    times = {name: measure(call) for name, call in calls.items()}
-    clock = "wall, median, with torch.cuda.synchronize()" if cuda else "thread CPU time, best round"
-    print(f"\nbinding overhead, 1 x 8 fp32, k = 1, {backend} backend, {args.device} ({clock}):")
+        clock, sync, what = time.thread_time, (lambda: None), "CPU time of this thread"
+        count, rounds = 5000, 15
+    if args.quick:
+        rounds = max(5, rounds // 3)
+    times = timed_rounds(calls, clock, sync, count, rounds)
+    part_times = timed_rounds(parts, clock, sync, count * 5, rounds)
+    how = _cuda.ensure().how if cuda else "none (host data)"
+    print(f"\nbinding overhead, 1 x 8 fp32, k = 1, {backend} backend, {args.device} tensors ({what}, median of "
+          f"{rounds} rounds of {count} calls); stream wait: {how}")
     for name, us in times.items():
-        print(f"  {name:32} {us:7.2f} us")
+        print(f"  {name:56} {us:8.2f} us")
     direct = times["direct ctypes topk_select"]
-    print(f"  overhead with out=: {times['topk.topk(x, 1, out=...)'] - direct:.2f} us; "
-          f"allocating the outputs too: {times['topk.topk(x, 1)'] - direct:.2f} us")
-    return times
+    with_out, allocating = times["topk.topk(x, 1, out=...)"] - direct, times["topk.topk(x, 1)"] - direct
+    print(f"  overhead with out=: {times['topk.topk(x, 1, out=...)']:.2f} - {direct:.2f} = {with_out:.2f} us "
+          f"(goal < {GOAL_US:g}: {'met' if with_out < GOAL_US else 'MISSED'}); allocating the outputs: "
+          f"{times['topk.topk(x, 1)']:.2f} - {direct:.2f} = {allocating:.2f} us")
+    print(f"breakdown, each part alone ({what}, median of {rounds} rounds of {count * 5} calls):")
+    for name, us in part_times.items():
+        print(f"  {name:56} {us:8.2f} us")
+    known = part_times["argument checks (rows2d, context)"] + part_times["out= checks (out_pointers)"]
+    if cuda:
+        known += part_times["stream wait, idle: binding's"]
+    print(f"  rest of the out= overhead (call, tuple, flags, Python frames): {with_out - known:.2f} us")
+    return times, part_times
 
 
 def main():
@@ -151,7 +238,8 @@ def main():
     parser.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16")
     parser.add_argument("--min-time", type=float, default=0.2, help="seconds of timed calls per measurement")
     parser.add_argument("--csv", help="also write the selection table here")
-    parser.add_argument("--quick", action="store_true", help="two shapes only")
+    parser.add_argument("--quick", action="store_true", help="two shapes only, fewer overhead rounds")
+    parser.add_argument("--only", choices=["selection", "overhead"], help="run one of the two parts")
     args = parser.parse_args()
     os.environ["TOPK_THREADS"] = str(args.threads)  # read when the cpu context is made
     import torch
@@ -160,13 +248,15 @@ def main():
     print(f"libtopk {topk.library_version} ({topk._library.lib._name}), torch {torch.__version__}, "
           f"{args.device}, {args.threads} threads, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
           + (f", {torch.cuda.get_device_name()}" if args.device == "cuda" else ""))
-    rows = selection(args, torch, topk)
-    overhead(args, torch, topk)
-    if args.csv:
-        with open(args.csv, "w") as out:
-            out.write(",".join(rows[0]) + "\n")
-            for row in rows:
-                out.write(",".join("" if value is None else str(value) for value in row.values()) + "\n")
+    if args.only != "overhead":
+        rows = selection(args, torch, topk)
+        if args.csv:
+            with open(args.csv, "w") as out:
+                out.write(",".join(rows[0]) + "\n")
+                for row in rows:
+                    out.write(",".join("" if value is None else str(value) for value in row.values()) + "\n")
+    if args.only != "selection":
+        overhead(args, torch, topk)
 
 
 if __name__ == "__main__":

@@ -253,27 +253,42 @@ SAMPLE_INLINE bool sample_bits_are_nan(int dtype, uint32_t bits)
     return (bits & 0x7FFFu) > (dtype == TOPK_F16 ? 0x7C00u : 0x7F80u);
 }
 
-/* Samples from a row's candidates given best first: list[0..n) are composites in descending order (the
- * row's top n under the sampling order, n >= 1), w[0..n) receives their integer weights. The whole of
- * topk_sample's filtering after top-k, for one thread: weights, top-p prefix, min-p, the draw. */
-SAMPLE_INLINE sample_pick sample_from_list(const char *row, int dtype, int64_t vocab, const uint64_t *list,
-                                           int64_t n, uint64_t *w, sample_row rp, uint64_t random)
+/* Sampling from a row's candidates given best first: list[0..n) are composites in descending order (the
+ * row's top n under the sampling order, n >= 1). The whole of topk_sample's filtering after top-k, in
+ * three steps that a team can share out (offload/sample_fused.c) or one thread run in turn
+ * (sample_from_list): the scale, from the best; every entry's weight; the top-p prefix, min-p and the
+ * draw, in list order. Weights are integers, so who computes which does not change the draw. */
+
+/* The row's scale; false when the pick is list[0] with probability 1 (greedy, one entry, or a best of
+ * -inf: nothing else has weight). */
+SAMPLE_INLINE bool sample_list_scale(const char *row, int dtype, int64_t vocab, const uint64_t *list, int64_t n,
+                                     sample_row rp, sample_scale *sc)
 {
-    int64_t best = sample_column(list[0]);
-    float max = sample_value(dtype, sample_bits_at(row, dtype, best));
-    sample_pick pick = {best, 1.0f};
-    if (n == 1 || rp.temperature == 0.0f || max == -__builtin_inff()) return pick;
-    sample_scale sc = sample_scale_make(max, rp.temperature, vocab);
-    /* w[j] holds the weight, with the top bit (unused: weights are < 2^63) set where min-p cuts, since
-     * min-p applies after top-p, which still counts that weight. */
-    const uint64_t cut = (uint64_t)1 << 63;
+    float max = sample_value(dtype, sample_bits_at(row, dtype, sample_column(list[0])));
+    if (n == 1 || rp.temperature == 0.0f || max == -__builtin_inff()) return false;
+    *sc = sample_scale_make(max, rp.temperature, vocab);
+    return true;
+}
+
+/* The top bit of a list weight (weights are < 2^63) marks an entry that min-p cuts: min-p applies after
+ * top-p, which still counts that weight. */
+#define SAMPLE_MIN_P_CUT ((uint64_t)1 << 63)
+
+/* The list weight of the entry with composite c. */
+SAMPLE_INLINE uint64_t sample_list_weight(const char *row, int dtype, sample_scale sc, sample_row rp, uint64_t c)
+{
+    float wf = sample_w(sc, sample_value(dtype, sample_bits_at(row, dtype, sample_column(c))));
+    uint64_t weight = sample_fixed(sc, wf);
+    return wf < rp.min_p ? weight | SAMPLE_MIN_P_CUT : weight;
+}
+
+/* The draw from list weights w[0..n) (which it overwrites). */
+SAMPLE_INLINE sample_pick sample_list_draw(const uint64_t *list, uint64_t *w, int64_t n, sample_row rp,
+                                           uint64_t random)
+{
+    const uint64_t cut = SAMPLE_MIN_P_CUT;
     uint64_t total = 0;
-    for (int64_t j = 0; j < n; j++) {
-        float wf = sample_w(sc, sample_value(dtype, sample_bits_at(row, dtype, sample_column(list[j]))));
-        uint64_t weight = sample_fixed(sc, wf);
-        total += weight;
-        w[j] = wf < rp.min_p ? weight | cut : weight;
-    }
+    for (int64_t j = 0; j < n; j++) total += w[j] & ~cut;
     uint64_t target = rp.top_p < 1.0f ? sample_top_p_target(rp.top_p, total) : total;
     uint64_t mass = 0, kept = 0;
     int64_t end = 0;
@@ -287,7 +302,17 @@ SAMPLE_INLINE sample_pick sample_from_list(const char *row, int dtype, int64_t v
         below += w[j];
         if (below > drawn) return (sample_pick){sample_column(list[j]), sample_ratio(w[j], kept)};
     }
-    return pick; /* not reached: drawn < kept */
+    return (sample_pick){sample_column(list[0]), 1.0f}; /* not reached: drawn < kept */
+}
+
+/* The three steps by one thread; w[0..n) is scratch. */
+SAMPLE_INLINE sample_pick sample_from_list(const char *row, int dtype, int64_t vocab, const uint64_t *list,
+                                           int64_t n, uint64_t *w, sample_row rp, uint64_t random)
+{
+    sample_scale sc;
+    if (!sample_list_scale(row, dtype, vocab, list, n, rp, &sc)) return (sample_pick){sample_column(list[0]), 1.0f};
+    for (int64_t j = 0; j < n; j++) w[j] = sample_list_weight(row, dtype, sc, rp, list[j]);
+    return sample_list_draw(list, w, n, rp, random);
 }
 
 #pragma omp end declare target

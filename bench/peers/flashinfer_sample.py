@@ -1,5 +1,8 @@
 """FlashInfer's fused top_k_top_p_sampling_from_logits on the GPU, timed like torch_sample.py (prints
-"median_us X"). Skips with a message, and no median, when flashinfer or CUDA cannot be imported.
+"median_us X"). Which FlashInfer: the flashinfer package where it imports, else FlashInfer's own kernels
+through bench/peers/flashinfer_shim.py (the GPU host cannot install the package; the shim's .so travels in
+.gpu/flashinfer); the first line on stdout says which ("flashinfer: ..."). Skips with a message, and no
+median, when neither runs or there is no CUDA device.
 
     python3 bench/peers/flashinfer_sample.py --batch 32 --vocab 128256 --temperature 0.7 --top-k 50 --top-p 0.9
 """
@@ -19,13 +22,24 @@ def main():
     o = a.parse_args()
     try:
         import torch
-        import flashinfer.sampling as fs
-    except Exception as e:  # ImportError, or a wheel built for another torch/CUDA
-        print(f"flashinfer peer skipped: import failed: {e}", file=sys.stderr)
+    except ImportError as e:
+        print(f"flashinfer peer skipped: torch does not import: {e}", file=sys.stderr)
         return
     if not torch.cuda.is_available():
         print("flashinfer peer skipped: no CUDA device", file=sys.stderr)
         return
+    try:
+        import flashinfer
+        import flashinfer.sampling as fs
+        what = f"flashinfer {getattr(flashinfer, '__version__', 'unknown')} python package"
+    except Exception as e:  # ImportError, or a package built for another torch/CUDA
+        import flashinfer_shim as fs
+        ok, what = fs.available()
+        if not ok:
+            print(f"flashinfer peer skipped: import failed ({type(e).__name__}: {e}) and its shim cannot run: {what}",
+                  file=sys.stderr)
+            return
+    print(f"flashinfer: {what}", flush=True)
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[o.dtype]
     logits = (torch.randn(o.batch, o.vocab, device="cuda") * 2).to(dtype)
     top_k = o.top_k if o.top_k else o.vocab

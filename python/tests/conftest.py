@@ -2,13 +2,17 @@
 and bitwise comparison. The reference backend is the oracle; every other usable backend must match it bit
 for bit. Tests choose their backend explicitly, so TOPK_BACKEND and AIKF_TOPK_IMPL are cleared here.
 """
+import importlib.util
 import os
+import sys
 
 import numpy as np
 import pytest
 
 os.environ.pop("TOPK_BACKEND", None)
 os.environ.pop("AIKF_TOPK_IMPL", None)
+if importlib.util.find_spec("topk") is None:  # not installed and not on PYTHONPATH: the package beside tests/
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import topk  # noqa: E402  (after the environment is cleared)
 

@@ -132,7 +132,9 @@ def test_cuda_tensor_on_cpu_backend():
 
 
 def test_missing_library_is_an_import_error():
-    env = dict(os.environ, TOPK_LIBRARY="/nonexistent/libtopk.so")
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(topk.__file__)))
+    env = dict(os.environ, TOPK_LIBRARY="/nonexistent/libtopk.so",
+               PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     run = subprocess.run([sys.executable, "-c", "import topk"], env=env, capture_output=True, text=True)
     assert run.returncode != 0 and "ImportError: topk: cannot load libtopk (set TOPK_LIBRARY" in run.stderr
 

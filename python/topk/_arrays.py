@@ -9,17 +9,46 @@ Objects with __cuda_array_interface__ or __dlpack__ (CuPy, JAX, ...) are viewed 
 copy, and get torch tensors back.
 
 CUDA tensors: libtopk works on libomptarget's own stream and returns when its work is done. So before a
-call wait() synchronises torch's current stream (the kernels that made the input, and any that still
-use the memory the outputs were just given, have finished); after it the outputs are complete, and later
-work on any stream sees them. Calls therefore cannot be captured in a CUDA graph.
+call, after its outputs are allocated, wait() waits for torch's current stream on the input's device:
+the kernels that made the input, and any that still use the memory the outputs were just given, have
+finished. It asks the CUDA driver (cuStreamQuery, and cuStreamSynchronize only while the stream is
+busy) and falls back to torch.cuda.current_stream(device).synchronize() (topk._cuda says when). After
+the call the outputs are complete, and later work on any stream sees them. Calls therefore cannot be
+captured in a CUDA graph.
 
 This runs on every call, so it is written for speed: one dictionary lookup finds the kind, one method
-describes the array, and a 2-D input skips the general layout walk.
+describes the array, a 2-D input skips the general layout walk, outputs are one allocation each (torch's
+lower-overhead _empty_strided_cpu / _empty_strided_cuda where this torch has them), and the checks that
+fail fast come first.
 """
+import ctypes
 import numbers
 import sys
 
+from . import _cuda
 from ._library import DTYPES, TopkArgumentError, TopkTypeError
+
+_addressof, _from_buffer = ctypes.addressof, ctypes.c_char.from_buffer
+
+
+def _numpy_pointer(a):
+    """The data pointer of a NumPy array: through the buffer protocol when the array is writable,
+    C-contiguous and not empty (0.25 us), else through __array_interface__ (0.7 us, a new dict)."""
+    try:
+        return _addressof(_from_buffer(a))
+    except (TypeError, ValueError, BufferError):
+        return a.__array_interface__["data"][0]
+
+
+def _dense_strides(shape):
+    """Row-major strides in elements of a dense array of this shape (torch's: sizes of 0 count as 1)."""
+    if len(shape) == 2:
+        return (shape[1], 1)
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n if n > 1 else 1
+    return tuple(reversed(strides))
 
 
 class _NumpyKind:
@@ -31,25 +60,59 @@ class _NumpyKind:
         self.int64, self.float32 = np.dtype("int64"), np.dtype("float32")
 
     def describe(self, a):
-        """(dtype code or None, CUDA device or None, shape, strides in elements, data pointer) of an array."""
-        size = a.itemsize
-        return (self.codes.get(a.dtype), None, a.shape, [s // size if s % size == 0 else -1 for s in a.strides],
-                a.__array_interface__["data"][0])
+        """(dtype code or None, dtype, CUDA device or None, shape, strides in elements, data pointer) of an
+        array; a stride that is not a whole number of elements is -1 (never read in place)."""
+        dtype, size, strides = a.dtype, a.itemsize, a.strides
+        if len(strides) == 2 and not (strides[0] % size or strides[1] % size):
+            strides = (strides[0] // size, strides[1] // size)
+        else:
+            strides = tuple(s // size if s % size == 0 else -1 for s in strides)
+        return self.codes.get(dtype), dtype, None, a.shape, strides, _numpy_pointer(a)
+
+    def rows2d(self, a):
+        """(code, dtype, cuda, lead, rows, vocab, stride, pointer) of a 2-D array of a dtype libtopk reads
+        whose rows it reads in place (the common case, described in one step); None for anything else,
+        which Matrix then describes, or refuses with the reason."""
+        strides = a.strides
+        if len(strides) != 2:
+            return None
+        dtype = a.dtype
+        code = self.codes.get(dtype)
+        if code is None:
+            return None
+        size, (rows, vocab) = a.itemsize, a.shape
+        if (strides[1] == size or vocab <= 1) and (strides[0] >= vocab * size or rows <= 1) and not strides[0] % size:
+            return code, dtype, None, (rows,), rows, vocab, (strides[0] // size if rows > 1 else vocab), _numpy_pointer(a)
+        return None
 
     def out_pointer(self, out, shape, dtype, cuda):
         """The data pointer of out if it is a dense array of this shape and dtype on this device, else None."""
         if out.dtype == dtype and out.shape == shape and out.flags.c_contiguous:
-            return out.__array_interface__["data"][0]
+            return _numpy_pointer(out)
         return None
+
+    def out_pointers(self, values, indices, shape, dtype, cuda):
+        """The pointers of out=(values, indices) when both are dense arrays of this kind and device, of this
+        shape, and of dtypes (dtype, int64); else None."""
+        if _by_type.get(type(values)) is not self or _by_type.get(type(indices)) is not self:
+            return None
+        values_ptr = self.out_pointer(values, shape, dtype, cuda)
+        indices_ptr = self.out_pointer(indices, shape, self.int64, cuda)
+        return None if values_ptr is None or indices_ptr is None else (values_ptr, indices_ptr)
 
     def dtype_name(self, a):
         return a.dtype.name if a.dtype.isnative else "non-native byte order " + a.dtype.str
 
-    def pointer(self, a):
-        return a.__array_interface__["data"][0]
+    pointer = staticmethod(_numpy_pointer)
 
-    def empty(self, like, shape, dtype, cuda):
+    def empty(self, shape, strides, dtype, cuda):
         return self.np.empty(shape, dtype)
+
+    def empty_pair(self, shape, strides, dtype, cuda):
+        """Dense (values of dtype, int64 indices) of this shape, and their pointers."""
+        empty = self.np.empty
+        values, indices = empty(shape, dtype), empty(shape, self.int64)
+        return values, indices, _numpy_pointer(values), _numpy_pointer(indices)
 
     def move(self, a, source, destination):
         return self.np.moveaxis(a, source, destination)
@@ -69,6 +132,15 @@ class _TorchKind:
         self.torch = torch
         self.codes = {getattr(torch, name): code for name, code in DTYPES.items()}
         self.int64, self.float32 = torch.int64, torch.float32
+        # torch.empty costs ~1-2 us of argument parsing per call; torch 2's _empty_strided_cpu/_cuda (what
+        # compiled graphs allocate with) skip it. _empty_strided_cuda allocates on the current device only.
+        guards = getattr(getattr(torch._C, "_dynamo", None), "guards", None)
+        self.empty_cpu = getattr(guards, "_empty_strided_cpu", None)
+        self.empty_cuda = getattr(guards, "_empty_strided_cuda", None)
+        self.current_device = getattr(torch._C, "_cuda_getDevice", None)
+        if self.current_device is None:
+            self.empty_cuda = None
+        self.devices = {}  # CUDA device index -> torch.device, made once
 
     def describe(self, a):
         if a.is_cuda:
@@ -77,12 +149,48 @@ class _TorchKind:
             cuda = None
         else:
             raise TopkArgumentError(f"tensor on device {a.device}: libtopk reads CPU and CUDA tensors only")
-        return self.codes.get(a.dtype), cuda, a.shape, a.stride(), a.data_ptr()
+        dtype = a.dtype
+        return self.codes.get(dtype), dtype, cuda, a.shape, a.stride(), a.data_ptr()
+
+    def rows2d(self, a):
+        """As _NumpyKind.rows2d: a 2-D CPU or CUDA tensor read in place, described in one step, else None."""
+        shape = a.shape
+        if len(shape) != 2:
+            return None
+        if a.is_cuda:
+            cuda = a.get_device()
+        elif a.is_cpu:
+            cuda = None
+        else:
+            return None
+        dtype = a.dtype
+        code = self.codes.get(dtype)
+        if code is None:
+            return None
+        rows, vocab = shape
+        stride, unit = a.stride()
+        if (unit == 1 or vocab <= 1) and (stride >= vocab or rows <= 1):
+            return code, dtype, cuda, (rows,), rows, vocab, (stride if rows > 1 else vocab), a.data_ptr()
+        return None
 
     def out_pointer(self, out, shape, dtype, cuda):
-        if (out.dtype == dtype and out.shape == shape and out.is_contiguous()
-                and out.get_device() == (-1 if cuda is None else cuda)):
+        if (out.dtype == dtype and out.shape == shape and (out.is_cpu if cuda is None else out.is_cuda and
+                                                           out.get_device() == cuda) and out.is_contiguous()):
             return out.data_ptr()
+        return None
+
+    def out_pointers(self, values, indices, shape, dtype, cuda):
+        """As _NumpyKind.out_pointers."""
+        if _by_type.get(type(values)) is not self or _by_type.get(type(indices)) is not self:
+            return None
+        if cuda is None:
+            if not (values.is_cpu and indices.is_cpu):
+                return None
+        elif not (values.is_cuda and indices.is_cuda and values.get_device() == cuda and indices.get_device() == cuda):
+            return None
+        if (values.dtype == dtype and indices.dtype == self.int64 and values.shape == shape and indices.shape == shape
+                and values.is_contiguous() and indices.is_contiguous()):
+            return values.data_ptr(), indices.data_ptr()
         return None
 
     def dtype_name(self, a):
@@ -91,10 +199,39 @@ class _TorchKind:
     def pointer(self, a):
         return a.data_ptr()
 
-    def empty(self, like, shape, dtype, cuda):
+    def empty(self, shape, strides, dtype, cuda):
+        """A dense tensor of shape (a tuple of ints; strides: its dense strides) on the CPU (cuda None) or on
+        that CUDA device."""
         if cuda is None:
+            if self.empty_cpu is not None:
+                return self.empty_cpu(shape, strides, dtype)
             return self.torch.empty(shape, dtype=dtype)
-        return self.torch.empty(shape, dtype=dtype, device=like.device)
+        if self.empty_cuda is not None and self.current_device() == cuda:
+            return self.empty_cuda(shape, strides, dtype)
+        return self.torch.empty(shape, dtype=dtype, device=self._device(cuda))
+
+    def empty_pair(self, shape, strides, dtype, cuda):
+        """Dense (values of dtype, int64 indices) of this shape on the device, and their pointers."""
+        if cuda is None:
+            empty = self.empty_cpu
+            if empty is not None:
+                values, indices = empty(shape, strides, dtype), empty(shape, strides, self.int64)
+            else:
+                empty = self.torch.empty
+                values, indices = empty(shape, dtype=dtype), empty(shape, dtype=self.int64)
+        elif self.empty_cuda is not None and self.current_device() == cuda:
+            empty = self.empty_cuda
+            values, indices = empty(shape, strides, dtype), empty(shape, strides, self.int64)
+        else:
+            device, empty = self._device(cuda), self.torch.empty
+            values, indices = empty(shape, dtype=dtype, device=device), empty(shape, dtype=self.int64, device=device)
+        return values, indices, values.data_ptr(), indices.data_ptr()
+
+    def _device(self, cuda):
+        device = self.devices.get(cuda)
+        if device is None:
+            device = self.devices[cuda] = self.torch.device("cuda", cuda)
+        return device
 
     def move(self, a, source, destination):
         return a.movedim(source, destination)
@@ -138,24 +275,28 @@ def kind_of(x, name="x"):
 
 
 class Matrix:
-    """The input as rows; see the module's docstring."""
-    __slots__ = ("kind", "array", "code", "ptr", "lead", "batch", "vocab", "stride", "cuda", "dim")
+    """The input as rows; see the module's docstring. lead: the output's leading shape (a tuple)."""
+    __slots__ = ("kind", "array", "code", "dtype", "ptr", "lead", "batch", "vocab", "stride", "cuda", "dim")
 
     def __init__(self, x, dim=-1, copy=False, name="x"):
         kind = _by_type.get(type(x))
         if kind is None:
             kind, x = kind_of(x, name)
-        code, cuda, shape, strides, ptr = kind.describe(x)
+        if dim == -1:  # a 2-D matrix read in place over its rows, by far the most common input
+            rows2d = kind.rows2d(x)
+            if rows2d is not None:
+                self.code, self.dtype, self.cuda, self.lead, self.batch, self.vocab, self.stride, self.ptr = rows2d
+                self.kind, self.array, self.dim = kind, x, -1
+                return
+        code, dtype, cuda, shape, strides, ptr = kind.describe(x)
         if code is None:
             raise TopkTypeError(f"{name} has dtype {kind.dtype_name(x)}: libtopk reads float32, float16 and bfloat16")
-        ndim = len(shape)
-        if dim != -1 or ndim != 2:
-            x, shape, strides, ptr, dim = _move_last(kind, x, dim, shape, strides, ptr, name)
-        rows, vocab = (shape[0], shape[1]) if ndim == 2 else (None, shape[-1])
-        if rows is not None and (strides[1] == 1 or vocab <= 1) and (strides[0] >= vocab or rows <= 1):
-            stride = strides[0] if rows > 1 else vocab  # a 2-D matrix, by far the most common input
-        else:
-            stride = _row_stride(shape, strides)
+        x, shape, strides, ptr, dim = _move_last(kind, x, dim, shape, strides, ptr, name)
+        stride = _row_stride(shape, strides)
+        lead, vocab = tuple(shape[:-1]), shape[-1]
+        rows = 1
+        for n in lead:
+            rows *= n
         if stride is None:
             if not copy:
                 raise TopkArgumentError(
@@ -163,18 +304,15 @@ class Matrix:
                     "not rows of unit-stride elements: pass copy=True to let topk copy it, or make it contiguous")
             x = kind.contiguous(x)
             stride, ptr = vocab, kind.pointer(x)
-        if rows is None:
-            rows = 1
-            for n in shape[:-1]:
-                rows *= n
-        self.kind, self.array, self.code, self.cuda, self.dim = kind, x, code, cuda, dim
-        self.lead, self.batch, self.vocab, self.stride, self.ptr = tuple(shape)[:-1], rows, vocab, stride, ptr
+        self.kind, self.array, self.code, self.dtype, self.cuda, self.dim = kind, x, code, dtype, cuda, dim
+        self.lead, self.batch, self.vocab, self.stride, self.ptr = lead, rows, vocab, stride, ptr
 
     def empty(self, last=None, dtype=None):
         """An output of the input's kind and device: shape lead + (last,), or lead when last is None;
         dtype None is the input's own, else "int64" or "float32"."""
-        dtype = self.array.dtype if dtype is None else getattr(self.kind, dtype)
-        return self.kind.empty(self.array, self.lead if last is None else self.lead + (last,), dtype, self.cuda)
+        shape = self.lead if last is None else self.lead + (last,)
+        return self.kind.empty(shape, _dense_strides(shape), self.dtype if dtype is None else getattr(self.kind, dtype),
+                               self.cuda)
 
     def pointer(self, out):
         return self.kind.pointer(out)
@@ -184,9 +322,10 @@ class Matrix:
         return out if self.dim == -1 else self.kind.move(out, -1, self.dim)
 
     def wait(self):
-        """Before a call on CUDA data: synchronise torch's current stream on the input's device."""
+        """Before a call on CUDA data, after its outputs are allocated: wait for torch's current stream on
+        the input's device (topk._cuda.wait)."""
         if self.cuda is not None:
-            self.kind.torch.cuda.current_stream(self.cuda).synchronize()
+            _cuda.wait(self.cuda)
 
     def check_out(self, out, shape, dtype, name):
         """The pointer of a caller's output array, which must be of the input's kind and device, dense, and
@@ -205,6 +344,8 @@ class Matrix:
         or 1-D array of batch values): (scalar, host ctypes array or None)."""
         if value is None:
             return default, None
+        if type(value) is float or type(value) is int:
+            return value, None
         if getattr(value, "ndim", None) == 0:  # a NumPy scalar or a 0-d tensor
             value = value.item()
         if isinstance(value, numbers.Number):
@@ -225,7 +366,7 @@ def _move_last(kind, x, dim, shape, strides, ptr, name):
     dim = dim % ndim - ndim
     if dim != -1:
         x = kind.move(x, dim, -1)
-        _, _, shape, strides, ptr = kind.describe(x)
+        _, _, _, shape, strides, ptr = kind.describe(x)
     return x, shape, strides, ptr, dim
 
 

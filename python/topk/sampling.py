@@ -9,18 +9,28 @@ every backend; advance offset between the steps of a decode loop, or let seed=No
 import ctypes
 import operator
 
+from . import _cuda
 from ._arrays import Matrix
 from ._backends import context
 from ._library import C, DTYPES, TOPK_DEVICE_POINTERS, TopkArgumentError, TopkTypeError, raise_for
 
 _U64 = (1 << 64) - 1
+_F32 = DTYPES["float32"]
+_sample, _sampling_default, _softmax = C["topk_sample"], C["topk_sampling_default"], C["topk_softmax"]
+_top_k_renorm, _top_p_renorm, _top_k_mask = (C["topk_top_k_renorm_probs"], C["topk_top_p_renorm_probs"],
+                                             C["topk_top_k_mask_logits"])
+_c_float, _c_int64, _byref = ctypes.c_float, ctypes.c_int64, ctypes.byref
 
 
 def _call(m, backend, function, args, outputs):
-    """function(ctx, m's data, *args, flags, *outputs) on the context for m's device; raises on a bad status."""
+    """function(ctx, m's data, *args, flags, *outputs) on the context for m's device, after the outputs are
+    allocated (CUDA data: once torch's current stream has finished, topk._arrays); raises on a bad status."""
     ctx = context(backend, m.cuda)
-    m.wait()
-    status = function(ctx, m.ptr, *args, TOPK_DEVICE_POINTERS if m.cuda is not None else 0, *outputs)
+    if m.cuda is None:
+        status = function(ctx, m.ptr, *args, 0, *outputs)
+    else:
+        _cuda.wait(m.cuda)
+        status = function(ctx, m.ptr, *args, TOPK_DEVICE_POINTERS, *outputs)
     if status:
         raise_for(status)
 
@@ -37,18 +47,19 @@ def sample(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed=
     Returns int64 tokens shaped logits.shape[:-1] (and, with return_probs, each chosen token's float32
     probability under the filtered, renormalised distribution), of the input's kind and device."""
     m = Matrix(logits, -1, copy, "logits")
-    params = C["topk_sampling_default"]()
-    params.temperature, temperatures = m.per_row(temperature, 1.0, ctypes.c_float, "temperature")
-    params.top_k, top_ks = m.per_row(top_k, 0, ctypes.c_int64, "top_k")
-    params.top_p, top_ps = m.per_row(top_p, 1.0, ctypes.c_float, "top_p")
-    params.min_p, min_ps = m.per_row(min_p, 0.0, ctypes.c_float, "min_p")
-    per_row = temperatures, top_ks, top_ps, min_ps  # kept alive until the call returns
-    params.temperatures, params.top_ks, params.top_ps, params.min_ps = map(_address, per_row)
+    params = _sampling_default()
+    params.temperature, temperatures = m.per_row(temperature, 1.0, _c_float, "temperature")
+    params.top_k, top_ks = m.per_row(top_k, 0, _c_int64, "top_k")
+    params.top_p, top_ps = m.per_row(top_p, 1.0, _c_float, "top_p")
+    params.min_p, min_ps = m.per_row(min_p, 0.0, _c_float, "min_p")
+    if temperatures is not None or top_ks is not None or top_ps is not None or min_ps is not None:
+        per_row = temperatures, top_ks, top_ps, min_ps  # kept alive until the call returns
+        params.temperatures, params.top_ks, params.top_ps, params.min_ps = map(_address, per_row)
     params.seed, params.offset = operator.index(seed) & _U64, operator.index(offset) & _U64
     tokens = m.empty(None, "int64")
     probs = m.empty(None, "float32") if return_probs else None
     if m.batch:
-        _call(m, backend, C["topk_sample"], (m.code, m.batch, m.vocab, m.stride, ctypes.byref(params)),
+        _call(m, backend, _sample, (m.code, m.batch, m.vocab, m.stride, _byref(params)),
               (m.pointer(tokens), None if probs is None else m.pointer(probs)))
     return (tokens, probs) if return_probs else tokens
 
@@ -56,50 +67,44 @@ def sample(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed=
 def softmax(logits, temperature=1.0, *, backend=None, copy=False):
     """softmax(logits / temperature) over the last axis, as float32 (temperature: a number or one per row)."""
     m = Matrix(logits, -1, copy, "logits")
-    scalar, per_row = m.per_row(temperature, 1.0, ctypes.c_float, "temperature")
+    scalar, per_row = m.per_row(temperature, 1.0, _c_float, "temperature")
     probs = m.empty(m.vocab, "float32")
     if m.batch:
-        _call(m, backend, C["topk_softmax"], (m.code, m.batch, m.vocab, m.stride, scalar, per_row),
+        _call(m, backend, _softmax, (m.code, m.batch, m.vocab, m.stride, scalar, per_row),
               (m.pointer(probs),))
     return probs
 
 
-def _probs(probs, copy):
+def _renorm(function, probs, value, default, ctype, name, backend, copy):
+    """top_k_renorm_probs and top_p_renorm_probs: function(ctx, probs, batch, vocab, stride, scalar, per_row,
+    flags, out) on float32 probs, into a new float32 array of their shape."""
     m = Matrix(probs, -1, copy, "probs")
-    if m.code != DTYPES["float32"]:
-        raise TopkTypeError(f"probs must be float32, not {m.array.dtype}")
-    return m
+    if m.code != _F32:
+        raise TopkTypeError(f"probs must be float32, not {m.dtype}")
+    scalar, per_row = m.per_row(value, default, ctype, name)
+    out = m.empty(m.vocab, "float32")
+    if m.batch:
+        _call(m, backend, function, (m.batch, m.vocab, m.stride, scalar, per_row), (m.pointer(out),))
+    return out
 
 
 def top_k_renorm_probs(probs, top_k, *, backend=None, copy=False):
     """probs (float32) with all but the top_k largest of each row zeroed, renormalised to sum 1."""
-    m = _probs(probs, copy)
-    scalar, per_row = m.per_row(top_k, 0, ctypes.c_int64, "top_k")
-    out = m.empty(m.vocab, "float32")
-    if m.batch:
-        _call(m, backend, C["topk_top_k_renorm_probs"], (m.batch, m.vocab, m.stride, scalar, per_row),
-              (m.pointer(out),))
-    return out
+    return _renorm(_top_k_renorm, probs, top_k, 0, _c_int64, "top_k", backend, copy)
 
 
 def top_p_renorm_probs(probs, top_p, *, backend=None, copy=False):
     """probs (float32) cut to the smallest best-first prefix of each row with mass >= top_p, renormalised."""
-    m = _probs(probs, copy)
-    scalar, per_row = m.per_row(top_p, 1.0, ctypes.c_float, "top_p")
-    out = m.empty(m.vocab, "float32")
-    if m.batch:
-        _call(m, backend, C["topk_top_p_renorm_probs"], (m.batch, m.vocab, m.stride, scalar, per_row),
-              (m.pointer(out),))
-    return out
+    return _renorm(_top_p_renorm, probs, top_p, 1.0, _c_float, "top_p", backend, copy)
 
 
 def top_k_mask_logits(logits, top_k, *, backend=None, copy=False):
     """A copy of logits with every entry outside its row's top_k set to -inf (same dtype)."""
     m = Matrix(logits, -1, copy, "logits")
-    scalar, per_row = m.per_row(top_k, 0, ctypes.c_int64, "top_k")
+    scalar, per_row = m.per_row(top_k, 0, _c_int64, "top_k")
     out = m.empty(m.vocab)
     if m.batch:
-        _call(m, backend, C["topk_top_k_mask_logits"], (m.code, m.batch, m.vocab, m.stride, scalar, per_row),
+        _call(m, backend, _top_k_mask, (m.code, m.batch, m.vocab, m.stride, scalar, per_row),
               (m.pointer(out),))
     return out
 

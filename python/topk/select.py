@@ -2,7 +2,8 @@
 import operator
 from collections import namedtuple
 
-from ._arrays import Matrix
+from . import _cuda
+from ._arrays import Matrix, _by_type, _dense_strides
 from ._backends import context
 from ._library import C, STATUSES, TOPK_DEVICE_POINTERS, TOPK_SMALLEST, TopkArgumentError, raise_for
 
@@ -10,6 +11,7 @@ TopK = namedtuple("TopK", "values indices")
 
 _select = C["topk_select"]
 _BAD_K = STATUSES.index("BAD_K")
+_new_tuple = tuple.__new__
 
 
 def topk(x, k, dim=-1, largest=True, backend=None, *, out=None, copy=False):
@@ -27,29 +29,41 @@ def topk(x, k, dim=-1, largest=True, backend=None, *, out=None, copy=False):
     makes one contiguous copy first. Outputs for dim != -1 are views of row-major results.
     Values do not carry gradients.
     """
-    m = Matrix(x, dim, copy)
-    k = operator.index(k)
-    if not 0 <= k <= m.vocab:
-        raise_for(_BAD_K)
-    if out is None:
-        values, indices = m.empty(k), m.empty(k, "int64")
-        values_ptr, indices_ptr = m.pointer(values), m.pointer(indices)
+    kind = _by_type.get(type(x))
+    rows2d = kind.rows2d(x) if kind is not None and dim == -1 else None
+    if rows2d is not None:  # the common case, described in one step
+        code, dtype, cuda, lead, batch, vocab, stride, ptr = rows2d
+        m = None
     else:
-        if m.dim != -1:
+        m = Matrix(x, dim, copy)
+        kind, code, dtype, cuda, lead, batch, vocab, stride, ptr = (m.kind, m.code, m.dtype, m.cuda, m.lead, m.batch,
+                                                                    m.vocab, m.stride, m.ptr)
+    if type(k) is not int:
+        k = operator.index(k)
+    if not 0 <= k <= vocab:
+        raise_for(_BAD_K)
+    shape = lead + (k,)
+    if out is None:
+        values, indices, values_ptr, indices_ptr = kind.empty_pair(shape, (k or 1, 1) if len(shape) == 2 else
+                                                                   _dense_strides(shape), dtype, cuda)
+    else:
+        if m is not None and m.dim != -1:
             raise TopkArgumentError("out= is only accepted with dim=-1")
         values, indices = out
-        shape = m.lead + (k,)
-        values_ptr = m.check_out(values, shape, m.array.dtype, "out values")
-        indices_ptr = m.check_out(indices, shape, m.kind.int64, "out indices")
-    if m.batch and k:
+        pointers = kind.out_pointers(values, indices, shape, dtype, cuda)
+        if pointers is None:  # the checks one by one, to say which one is wrong, and how
+            m = Matrix(x, dim, copy) if m is None else m
+            pointers = m.check_out(values, shape, dtype, "out values"), m.check_out(indices, shape, kind.int64,
+                                                                                   "out indices")
+        values_ptr, indices_ptr = pointers
+    if batch and k:
         flags = 0 if largest else TOPK_SMALLEST
-        if m.cuda is not None:
+        if cuda is not None:  # after the outputs are allocated: see topk._arrays
             flags |= TOPK_DEVICE_POINTERS
-            m.wait()
-        status = _select(context(backend, m.cuda), m.ptr, m.code, m.batch, m.vocab, m.stride, k, flags, values_ptr,
-                         indices_ptr)
+            _cuda.wait(cuda)
+        status = _select(context(backend, cuda), ptr, code, batch, vocab, stride, k, flags, values_ptr, indices_ptr)
         if status:
             raise_for(status)
-    if m.dim != -1:
+    if m is not None and m.dim != -1:
         return TopK(m.restore(values), m.restore(indices))
-    return TopK(values, indices)
+    return _new_tuple(TopK, (values, indices))

@@ -1,0 +1,93 @@
+"""wait(device): returns once the work queued on torch's current CUDA stream of that device has finished.
+
+libtopk's offload backend runs on libomptarget's own stream and returns when its work is done, so before
+a call on CUDA data the binding waits for torch's current stream: the kernels that made the input, and any
+that still use the memory just given to the outputs, have then finished. torch's own way,
+torch.cuda.current_stream(d).synchronize(), costs microseconds of Python per call (a Stream object, then
+cudaStreamSynchronize even on an idle stream). wait(d) gives the same guarantee through the CUDA driver
+(libcuda.so.1 through ctypes) and torch's raw stream handle (torch._C._cuda_getCurrentRawStream):
+
+  cuStreamQuery(stream)        CUDA_SUCCESS: everything queued on it has completed, nothing more to do;
+  cuStreamSynchronize(stream)  only when the query answered CUDA_ERROR_NOT_READY.
+
+Any other answer (a failed stream, a driver not initialised, no current context, ...) and a driver that
+cannot be loaded fall back to torch's call, which also raises torch's own error for a failed stream.
+The default stream's handle is 0, which the driver (like the runtime) reads in the calling thread's
+current context; torch's call first makes the tensor's device current when it is not. So for the handles
+0, 1 and 2 (default, legacy, per-thread) wait() takes the driver's way only when torch's current device is
+the tensor's (torch._C._cuda_getDevice), where torch's call would not switch either, and else falls back;
+other handles name their stream whatever the current context. Calls that wait cannot be captured in a
+CUDA graph (a query or a synchronisation breaks a capture).
+"""
+import ctypes
+import sys
+
+CUDA_SUCCESS = 0
+CUDA_ERROR_NOT_READY = 600
+
+
+def make_waiter(raw_stream, current_device, query, synchronize, fallback):
+    """wait(device) made of these functions (driver_waiter passes the real ones, tests pass fakes):
+      raw_stream(device)  the handle (an int) of torch's current stream on the device
+      current_device()    torch's current CUDA device
+      query(handle)       cuStreamQuery's CUresult; synchronize(handle): cuStreamSynchronize's
+      fallback(device)    torch's own synchronisation of its current stream on the device"""
+    def wait(device):
+        stream = raw_stream(device)
+        if stream <= 2 and current_device() != device:  # read in the current context: let torch switch
+            return fallback(device)
+        status = query(stream)
+        if status == CUDA_SUCCESS:
+            return None
+        if status == CUDA_ERROR_NOT_READY and synchronize(stream) == CUDA_SUCCESS:
+            return None
+        return fallback(device)
+    wait.how = "driver (cuStreamQuery; cuStreamSynchronize while busy)"
+    return wait
+
+
+def torch_wait(torch):
+    """torch's own synchronisation, as wait(device): the fallback, and all of it on hosts without libcuda."""
+    def wait(device):
+        torch.cuda.current_stream(device).synchronize()
+    wait.how = "torch (torch.cuda.current_stream(device).synchronize())"
+    return wait
+
+
+def _load_driver():
+    return ctypes.CDLL("libcuda.so.1")
+
+
+def driver_waiter(torch, load=_load_driver):
+    """The driver's wait(device) when libcuda.so.1 loads and exports what it needs, else torch_wait(torch)."""
+    fallback = torch_wait(torch)
+    raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    if raw_stream is None:  # an older torch
+        def raw_stream(device):
+            return torch.cuda.current_stream(device).cuda_stream
+    current_device = getattr(torch._C, "_cuda_getDevice", None) or torch.cuda.current_device
+    try:
+        driver = load()
+        query, synchronize = driver.cuStreamQuery, driver.cuStreamSynchronize
+    except (OSError, AttributeError):
+        return fallback
+    query.argtypes = synchronize.argtypes = [ctypes.c_void_p]
+    query.restype = synchronize.restype = ctypes.c_int
+    return make_waiter(raw_stream, current_device, query, synchronize, fallback)
+
+
+def ensure():
+    """The wait() in use, made now if it was not yet; its .how says which way it waits."""
+    global wait
+    if wait is _first_wait:
+        wait = driver_waiter(sys.modules["torch"])
+    return wait
+
+
+def _first_wait(device):
+    """wait() is made on first use (CUDA data means torch is loaded and has initialised CUDA) and then
+    replaces this function: callers look it up as _cuda.wait on each call."""
+    return ensure()(device)
+
+
+wait = _first_wait
