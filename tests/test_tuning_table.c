@@ -69,6 +69,9 @@ Test(tuning_table, good_table_keeps_the_rows_of_its_backend_and_device)
 
     cr_assert_eq(parse(good, "offload", "devA", &t, msg, sizeof msg), TOPK_OK, "%s", msg);
     cr_assert_eq(choose(t, TOPK_PARAM_TEAMS_PER_ROW, TOPK_BF16, 1, 50304, 50), 16);
+    cr_assert_eq(choose(t, TOPK_PARAM_TEAMS_PER_ROW, TOPK_BF16, 4, 50304, 50), 4,
+                 "another batch keeps the measured teams in flight: 16 teams for 1 row are 4 a row for 4 rows");
+    cr_assert_eq(choose(t, TOPK_PARAM_TEAMS_PER_ROW, TOPK_BF16, 2, 50304, 25), 8);
     cr_assert_eq(choose(t, TOPK_PARAM_THREADS, TOPK_BF16, 1, 50304, 50), 0);
     topk_tuning_free(t);
 
