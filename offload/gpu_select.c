@@ -55,19 +55,10 @@ static void launch(const topk_plan *plan, topk_dtype dtype, const topk_gpu *gpu,
     uint32_t *tickets = plan->tickets;
     int64_t in_bytes = ((batch - 1) * row_stride + vocab) * plan->elem;
     int64_t out = batch * k, out_bytes = out * plan->elem;
-    if (device_pointers) {
-        switch (dtype) {
-        case TOPK_F32: ON_DEVICE_POINTERS(WAVE_F32) break;
-        case TOPK_F16: ON_DEVICE_POINTERS(WAVE_F16) break;
-        case TOPK_BF16: ON_DEVICE_POINTERS(WAVE_BF16) break;
-        }
-    } else {
-        switch (dtype) {
-        case TOPK_F32: ON_HOST_POINTERS(WAVE_F32) break;
-        case TOPK_F16: ON_HOST_POINTERS(WAVE_F16) break;
-        case TOPK_BF16: ON_HOST_POINTERS(WAVE_BF16) break;
-        }
-    }
+    if (device_pointers)
+        BY_WAVE_KIND(dtype, ON_DEVICE_POINTERS)
+    else
+        BY_WAVE_KIND(dtype, ON_HOST_POINTERS)
 }
 
 /* Profiling: sets the device clocks before the launch ... */

@@ -21,6 +21,15 @@
 #include "plan.h"
 #include "selection.h"
 
+/* A launch site's region for each dtype: REGION(KIND) with the dtype's wave kind as a constant, so that
+ * each region is one dtype's kernel (gpu_select.c, sample_fused.c). */
+#define BY_WAVE_KIND(dtype, REGION)                                                                      \
+    switch (dtype) {                                                                                     \
+    case TOPK_F32: REGION(WAVE_F32) break;                                                              \
+    case TOPK_F16: REGION(WAVE_F16) break;                                                              \
+    case TOPK_BF16: REGION(WAVE_BF16) break;                                                            \
+    }
+
 #pragma omp declare target
 
 /* A stream over count elements of `elem` bytes from base, cut in parts of slots_per_part slots:

@@ -158,19 +158,10 @@ static void launch(const topk_plan *plan, const topk_gpu *gpu, const topk_sample
     int64_t *tokens = sp->out;
     float *probs = sp->probs;
     int64_t in_bytes = ((batch - 1) * row_stride + vocab) * plan->elem, prob_count = probs ? batch : 0;
-    if (device_pointers) {
-        switch (sp->dtype) {
-        case TOPK_F32: ON_DEVICE_POINTERS(WAVE_F32) break;
-        case TOPK_F16: ON_DEVICE_POINTERS(WAVE_F16) break;
-        case TOPK_BF16: ON_DEVICE_POINTERS(WAVE_BF16) break;
-        }
-    } else {
-        switch (sp->dtype) {
-        case TOPK_F32: ON_HOST_POINTERS(WAVE_F32) break;
-        case TOPK_F16: ON_HOST_POINTERS(WAVE_F16) break;
-        case TOPK_BF16: ON_HOST_POINTERS(WAVE_BF16) break;
-        }
-    }
+    if (device_pointers)
+        BY_WAVE_KIND(sp->dtype, ON_DEVICE_POINTERS)
+    else
+        BY_WAVE_KIND(sp->dtype, ON_HOST_POINTERS)
 }
 
 static bool same_row(sample_row a, sample_row b)

@@ -6,20 +6,15 @@ median, when neither runs or there is no CUDA device.
 
     python3 bench/peers/flashinfer_sample.py --batch 32 --vocab 128256 --temperature 0.7 --top-k 50 --top-p 0.9
 """
-import argparse
 import statistics
 import sys
 import time
 
+from sample_common import sample_parser
+
 
 def main():
-    a = argparse.ArgumentParser()
-    for name, kind, default in [("batch", int, 32), ("vocab", int, 128256), ("temperature", float, 0.7),
-                                ("top-k", int, 50), ("top-p", float, 0.9), ("min-p", float, 0.0), ("reps", int, 50)]:
-        a.add_argument("--" + name, type=kind, default=default)
-    a.add_argument("--dtype", default="fp32")
-    a.add_argument("--device", default="cuda")
-    o = a.parse_args()
+    o = sample_parser("cuda").parse_args()
     try:
         import torch
     except ImportError as e:
