@@ -19,9 +19,16 @@ KEY = ("batch", "vocab", "k", "dtype", "order")
 def read_rows(path):
     with open(path, newline="") as f:
         lines = [line for line in f if line.strip()]
-    # tolerate a banner before the header (a file made with 2>&1)
+    # tolerate a banner before the header (a file made with 2>&1), progress lines, and the header again
+    # where several runs were appended to one file
     start = next((i for i, line in enumerate(lines) if line.startswith(("backend,", "peer,"))), None)
-    return [] if start is None else list(csv.DictReader(lines[start:]))
+    if start is None:
+        return []
+    header = lines[start]
+    first = header.split(",", 1)[0] + ","
+    rows = [line for line in lines[start + 1:] if line != header and "," in line and not line.startswith(first)
+            and line.count(",") == header.count(",")]
+    return list(csv.DictReader([header] + rows))
 
 
 def shape_name(key):
