@@ -31,16 +31,9 @@ static const case_grid decode[] = {
     {{1, 4, 32}, {32000, 50304, 128256, 151936}, {50, 200}, {"bf16", "fp32"}},
 };
 
-/* The nanochat decode step (one model, vocab 50304, bf16 logits, sampling with k 50-200, batch 1-32), then
- * the foundation shapes. */
-static const case_grid seeds[] = {
+/* The nanochat decode step: one model, vocab 50304, bf16 logits, sampling with k 50-200, batch 1-32. */
+static const case_grid nanochat[] = {
     {{1, 2, 4, 8, 16, 32}, {50304}, {50, 100, 200}, {"bf16"}},
-    {{1}, {50304}, {50}, {"bf16"}},         {{1}, {50304}, {200}, {"bf16"}},
-    {{4}, {50304}, {5}, {"fp16"}},          {{4}, {50304}, {128}, {"fp16"}},
-    {{32}, {32000}, {40}, {"fp32"}},        {{32}, {50304}, {50}, {"bf16"}},
-    {{4096}, {4096}, {64}, {"fp32"}},       {{1}, {128256}, {50}, {"fp32"}},
-    {{64}, {151936}, {1024}, {"fp32"}},     {{256}, {151936}, {50}, {"bf16"}},
-    {{1}, {16777216}, {2048}, {"fp32"}},
 };
 
 /* The vocabularies of common LLMs (Llama 2, GPT-2/nanochat, Llama 3, Qwen 2, Gemma 3) from one row to
@@ -54,16 +47,23 @@ static const case_grid small_vocab[] = {
     {{4096}, {1024, 2048, 4096}, {50}, {"fp32", "bf16"}},
 };
 
+typedef struct grid_list {
+    const case_grid *grids;
+    size_t count;
+} grid_list;
+#define GRIDS(list) {list, sizeof list / sizeof list[0]}
+
+/* A matrix is the grids of its parts, in order: seeds is nanochat's then the foundation's. */
+enum { MAX_PARTS = 2 };
 static const struct {
     const char *name;
-    const case_grid *grids;
-    size_t grid_count;
+    grid_list parts[MAX_PARTS];
 } matrices[] = {
-    {"seeds", seeds, sizeof seeds / sizeof seeds[0]},
-    {"llm", llm, sizeof llm / sizeof llm[0]},
-    {"small-vocab", small_vocab, sizeof small_vocab / sizeof small_vocab[0]},
-    {"foundation", foundation, sizeof foundation / sizeof foundation[0]},
-    {"decode", decode, sizeof decode / sizeof decode[0]},
+    {"seeds", {GRIDS(nanochat), GRIDS(foundation)}},
+    {"llm", {GRIDS(llm)}},
+    {"small-vocab", {GRIDS(small_vocab)}},
+    {"foundation", {GRIDS(foundation)}},
+    {"decode", {GRIDS(decode)}},
 };
 enum { MATRIX_COUNT = sizeof matrices / sizeof matrices[0] };
 
@@ -106,14 +106,24 @@ static bool same_case(const bench_case *a, const bench_case *b)
     return a->batch == b->batch && a->vocab == b->vocab && a->k == b->k && a->dtype == b->dtype;
 }
 
+/* Grid g of matrix m, counted through its parts in order; NULL past its last grid. */
+static const case_grid *matrix_grid(size_t m, size_t g)
+{
+    for (size_t p = 0; p < MAX_PARTS; p++) {
+        if (g < matrices[m].parts[p].count) return &matrices[m].parts[p].grids[g];
+        g -= matrices[m].parts[p].count;
+    }
+    return NULL;
+}
+
 /* Appends the cases of matrix m to *cases (count so far: filled), dropping shapes already there. */
 static size_t append_matrix(size_t m, bench_case **cases, size_t filled)
 {
     size_t total = 0;
-    for (size_t g = 0; g < matrices[m].grid_count; g++) total += expand_grid(&matrices[m].grids[g], NULL);
+    for (size_t g = 0; matrix_grid(m, g); g++) total += expand_grid(matrix_grid(m, g), NULL);
     bench_case *grown = bench_realloc(*cases, (filled + total) * sizeof *grown);
-    for (size_t g = 0; g < matrices[m].grid_count; g++) {
-        size_t end = filled + expand_grid(&matrices[m].grids[g], grown + filled);
+    for (size_t g = 0; matrix_grid(m, g); g++) {
+        size_t end = filled + expand_grid(matrix_grid(m, g), grown + filled);
         for (size_t i = filled; i < end; i++) {
             bool seen = false;
             for (size_t j = 0; j < filled && !seen; j++) seen = same_case(&grown[j], &grown[i]);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gen.h"
 #include "topk.h"
 
 /* topk_sample is declared by topk.h but may not be implemented yet: a weak reference is NULL then. */
@@ -150,28 +151,6 @@ UNTRACED static uint32_t palette(topk_dtype dtype, unsigned i)
     return dtype == TOPK_F32 ? f32[i] : dtype == TOPK_F16 ? f16[i] : bf16[i];
 }
 
-UNTRACED static void store(const call *c, void *base, int64_t i, uint32_t bits)
-{
-    if (c->elem == 4) {
-        memcpy((char *)base + i * 4, &bits, 4);
-    } else {
-        uint16_t half = (uint16_t)bits;
-        memcpy((char *)base + i * 2, &half, 2);
-    }
-}
-
-UNTRACED static uint32_t load(const call *c, const void *base, int64_t i)
-{
-    if (c->elem == 4) {
-        uint32_t bits;
-        memcpy(&bits, (const char *)base + i * 4, 4);
-        return bits;
-    }
-    uint16_t half;
-    memcpy(&half, (const char *)base + i * 2, 2);
-    return half;
-}
-
 /* Element i of the data: the fuzzer's bytes, cycled, read as raw bits or as palette indices. */
 UNTRACED static uint32_t element(const call *c, const uint8_t *data, size_t size, int64_t i)
 {
@@ -191,11 +170,11 @@ UNTRACED static char *make_input(const call *c, const uint8_t *data, size_t size
     char *block = malloc((size_t)(c->misalign + elements) * (size_t)c->elem);
     if (!block) abort();
     uint32_t decoys[2] = {palette(c->dtype, 10), palette(c->dtype, 9)};
-    for (int i = 0; i < c->misalign; i++) store(c, block, i, decoys[i & 1]);
+    for (int i = 0; i < c->misalign; i++) store_bits(c->dtype, block, i, decoys[i & 1]);
     char *input = block + c->misalign * c->elem;
     for (int64_t i = 0; i < elements; i++) {
         int64_t column = c->row_stride > 0 ? i % c->row_stride : i;
-        store(c, input, i, column < c->vocab ? element(c, data, size, i) : decoys[i & 1]);
+        store_bits(c->dtype, input, i, column < c->vocab ? element(c, data, size, i) : decoys[i & 1]);
     }
     return block;
 }
@@ -239,8 +218,8 @@ UNTRACED static void check_exact(const call *c, const char *input, const char *v
         for (int64_t j = 0; j < c->k; j++) {
             int64_t i = idx[j];
             if (i < 0 || i >= c->vocab) FAIL("row %lld rank %lld: index %lld out of range", (long long)r, (long long)j, (long long)i);
-            uint32_t bits = load(c, row, i);
-            if (bits != load(c, values, r * c->k + j))
+            uint32_t bits = load_bits(c->dtype, row, i);
+            if (bits != load_bits(c->dtype, values, r * c->k + j))
                 FAIL("row %lld rank %lld: value is not the input's element %lld", (long long)r, (long long)j, (long long)i);
             uint32_t key = order_key(c, bits);
             if (j > 0 && !before(last_key, idx[j - 1], key, i))
@@ -249,7 +228,8 @@ UNTRACED static void check_exact(const call *c, const char *input, const char *v
         }
         if (c->k == 0) continue;
         int64_t last = idx[c->k - 1], ahead = 0;
-        for (int64_t i = 0; i < c->vocab; i++) ahead += before(order_key(c, load(c, row, i)), i, last_key, last);
+        for (int64_t i = 0; i < c->vocab; i++)
+            ahead += before(order_key(c, load_bits(c->dtype, row, i)), i, last_key, last);
         if (ahead != c->k - 1)
             FAIL("row %lld: %lld elements rank before the last chosen, expected %lld", (long long)r, (long long)ahead,
                  (long long)c->k - 1);
