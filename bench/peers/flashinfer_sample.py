@@ -10,7 +10,7 @@ import statistics
 import sys
 import time
 
-from sample_common import sample_parser
+from sample_common import print_graph_us, sample_parser
 
 
 def main():
@@ -52,7 +52,4 @@ def main():
         if i:
             times.append((time.perf_counter() - t0) * 1e6)
     print(f"median_us {statistics.median(times):.1f}")
-
-
-if __name__ == "__main__":
-    main()
+    print_graph_us("flashinfer", torch, run, o.reps)

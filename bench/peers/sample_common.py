@@ -14,3 +14,31 @@ def sample_parser(device):
     a.add_argument("--dtype", default="fp32")
     a.add_argument("--device", default=device)
     return a
+
+
+def print_graph_us(name, torch, run, reps):
+    """Times run() replayed as a CUDA graph (CUDA events, median of reps replays) and prints "NAME graph_us X":
+    the GPU's time without Python's, which the synchronous median ("median_us") includes. Printed apart, so
+    sample-bench's ratio stays the synchronous call's; a step that cannot be captured is said, not fatal."""
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                run()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            run()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        replays = []
+        for _ in range(reps):
+            start.record()
+            graph.replay()
+            end.record()
+            end.synchronize()
+            replays.append(start.elapsed_time(end) * 1e3)
+        replays.sort()
+        print(f"{name} graph_us {replays[len(replays) // 2]:.1f} (CUDA graph replay, CUDA events)")
+    except Exception as e:  # noqa: BLE001 - any capture failure is reported, not fatal
+        print(f"{name} graph_us - (not capturable: {type(e).__name__}: {e})")

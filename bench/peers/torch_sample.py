@@ -7,7 +7,7 @@ import statistics
 import sys
 import time
 
-from sample_common import sample_parser
+from sample_common import print_graph_us, sample_parser
 
 
 def composite(torch, logits, temperature, top_k, top_p, min_p):
@@ -43,6 +43,8 @@ def main():
         if i:
             times.append((time.perf_counter() - t0) * 1e6)
     print(f"median_us {statistics.median(times):.1f}")
+    if o.device.startswith("cuda"):
+        print_graph_us("torch composite", torch, lambda: composite(torch, logits, o.temperature, o.top_k, o.top_p, o.min_p), o.reps)
 
 
 if __name__ == "__main__":
