@@ -18,12 +18,15 @@ rounds of many back-to-back calls, the rounds of all variants interleaved; the m
 CPU time of this thread on the CPU (other processes do not count), wall time on CUDA (waits are real).
 The breakdown times each part of the binding's call alone: argument checks, output allocation, and on
 CUDA the wait for torch's stream (idle, and after a queued kernel) against torch's own synchronisation.
+The binding's path: topk._fast (C) when it is built, and then the same measurement once more with the Python
+path alone (TOPK_PY_FAST=0, in a second process), for comparison; "direct" is the same ctypes call in both.
 Usage: python3 python/bench.py [--device cpu|cuda] [--threads N] [--dtype bf16|fp16|fp32] [--min-time S]
        [--csv FILE] [--quick] [--only selection|overhead]  (TOPK_LIBRARY and PYTHONPATH=python when not installed)
 """
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -209,11 +212,15 @@ def overhead(args, torch, topk):
         count, rounds = 5000, 15
     if args.quick:
         rounds = max(5, rounds // 3)
+    from topk import select as select_module
     times = timed_rounds(calls, clock, sync, count, rounds)
-    part_times = timed_rounds(parts, clock, sync, count * 5, rounds)
+    # the breakdown is the Python path's parts: printed by the run without topk._fast
+    part_times = timed_rounds(parts, clock, sync, count * 5, rounds) if select_module._fast_topk is None else None
     how = _cuda.ensure().how if cuda else "none (host data)"
-    print(f"\nbinding overhead, 1 x 8 fp32, k = 1, {backend} backend, {args.device} tensors ({what}, median of "
-          f"{rounds} rounds of {count} calls); stream wait: {how}")
+    path = ("C (topk._fast)" if select_module._fast_topk is not None else
+            "Python (ctypes; TOPK_PY_FAST=0 or no topk._fast)")
+    print(f"\nbinding overhead, {path} path, 1 x 8 fp32, k = 1, {backend} backend, {args.device} tensors ({what}, "
+          f"median of {rounds} rounds of {count} calls); stream wait: {how}")
     for name, us in times.items():
         print(f"  {name:56} {us:8.2f} us")
     direct = times["direct ctypes topk_select"]
@@ -221,6 +228,8 @@ def overhead(args, torch, topk):
     print(f"  overhead with out=: {times['topk.topk(x, 1, out=...)']:.2f} - {direct:.2f} = {with_out:.2f} us "
           f"(goal < {GOAL_US:g}: {'met' if with_out < GOAL_US else 'MISSED'}); allocating the outputs: "
           f"{times['topk.topk(x, 1)']:.2f} - {direct:.2f} = {allocating:.2f} us")
+    if part_times is None:
+        return times, part_times
     print(f"breakdown, each part alone ({what}, median of {rounds} rounds of {count * 5} calls):")
     for name, us in part_times.items():
         print(f"  {name:56} {us:8.2f} us")
@@ -257,6 +266,11 @@ def main():
                     out.write(",".join("" if value is None else str(value) for value in row.values()) + "\n")
     if args.only != "selection":
         overhead(args, torch, topk)
+        if topk.select._fast_topk is not None:  # the Python path for comparison, in a process without topk._fast
+            sys.stdout.flush()
+            command = [sys.executable, os.path.abspath(__file__), "--only", "overhead", "--device", args.device,
+                       "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
+            subprocess.run(command, env=dict(os.environ, TOPK_PY_FAST="0"), check=True)
 
 
 if __name__ == "__main__":

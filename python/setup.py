@@ -6,6 +6,9 @@ root that ci/bootstrap lays out in .toolchain/cuda12), else it is CPU-only (-DTO
 Environment: TOPK_CMAKE_ARGS adds CMake arguments (e.g. "-DTOPK_GPU=OFF"); TOPK_SOURCE_DIR points at the
 repository when this folder was copied away from it; TOPK_SKIP_BUILD=1 ships no library, and the package
 then loads $TOPK_LIBRARY or an installed libtopk.so.0 at import.
+It also builds topk._fast (topk/_fast.c), the C path of topk.topk(), when a C compiler and this Python's
+headers are here (Debian: python3-dev); it is optional: without it the install succeeds and the package
+runs its Python path.
 """
 import os
 import shlex
@@ -13,7 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 from setuptools.dist import Distribution
 
@@ -56,4 +59,6 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildWithLibrary}, distclass=BinaryDistribution)
+FAST = Extension("topk._fast", ["topk/_fast.c"], extra_compile_args=["-std=c17"], optional=True)
+
+setup(cmdclass={"build_py": BuildWithLibrary}, distclass=BinaryDistribution, ext_modules=[FAST])

@@ -167,6 +167,7 @@ def test_call_order_on_cuda_data(monkeypatch):
         log.append(("topk_softmax", rest[-2] & TOPK_DEVICE_POINTERS))
         return 0
 
+    monkeypatch.setattr(select, "_fast_topk", None)  # the C path's own order: test_fast.py
     monkeypatch.setattr(kind, "rows2d", rows2d)
     monkeypatch.setattr(kind, "empty_pair", empty_pair)
     monkeypatch.setattr(kind, "empty", empty)

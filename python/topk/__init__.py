@@ -6,7 +6,8 @@
     tokens = topk.sample_logits(logits, temperature=0.7, top_k=50, top_p=0.9, seed=1)
 
 Thin bindings (ctypes) over include/topk.h; the library is $TOPK_LIBRARY or the copy that
-`pip install ./python` built into this package (see topk._library).
+`pip install ./python` built into this package (see topk._library). topk()'s common call runs in the
+optional C extension topk._fast when it was built (see topk.select; TOPK_PY_FAST=0 turns it off).
 """
 from ._backends import backend_name, reset
 from ._library import TopkArgumentError, TopkError, TopkTypeError, version

@@ -251,6 +251,19 @@ def _kind(make, module):
     return kind
 
 
+def fast_kind(type_):
+    """The kind of an exact type that topk() has met, as topk._fast reads it once per type: (kind, is torch,
+    ((dtype, code), ...), int64, empty_pair, the allocator for host data, the one for CUDA data (or None),
+    current_device (or None)); None for a type not met yet, which the Python path then registers."""
+    kind = _by_type.get(type_)
+    if isinstance(kind, _TorchKind):
+        return (kind, True, tuple(kind.codes.items()), kind.int64, kind.empty_pair, kind.empty_cpu, kind.empty_cuda,
+                kind.current_device)
+    if isinstance(kind, _NumpyKind):
+        return kind, False, tuple(kind.codes.items()), kind.int64, kind.empty_pair, kind.np.empty, None, None
+    return None
+
+
 def kind_of(x, name="x"):
     """(kind, array): the array library of x, and x itself or a zero-copy torch view of a foreign array."""
     kind = _by_type.get(type(x))

@@ -73,7 +73,12 @@ def driver_waiter(torch, load=_load_driver):
         return fallback
     query.argtypes = synchronize.argtypes = [ctypes.c_void_p]
     query.restype = synchronize.restype = ctypes.c_int
-    return make_waiter(raw_stream, current_device, query, synchronize, fallback)
+    wait = make_waiter(raw_stream, current_device, query, synchronize, fallback)
+    if isinstance(query, ctypes._CFuncPtr) and isinstance(synchronize, ctypes._CFuncPtr):
+        # the same wait, step for step, in topk._fast (C) when that is in use: the driver's addresses
+        address = ctypes.cast(query, ctypes.c_void_p).value, ctypes.cast(synchronize, ctypes.c_void_p).value
+        wait.c_parts = (raw_stream, current_device) + address + (fallback,)
+    return wait
 
 
 def ensure():

@@ -1,9 +1,20 @@
-"""topk(): torch.topk's call, answered by libtopk's topk_select on the input's own memory."""
+"""topk(): torch.topk's call, answered by libtopk's topk_select on the input's own memory.
+
+The common call (a 2-D NumPy array or torch tensor read in place, dim=-1, with or without a right out=)
+is served by the C extension topk._fast when it was built (python/topk/_fast.c: the same checks, the same
+allocators, the same stream wait and the same topk_select, in one C call); it returns None for anything
+else, and the Python path below answers. TOPK_PY_FAST=0 turns the extension off, TOPK_PY_FAST=1 requires
+it (an ImportError if it is not there), and a path loads that file (the CMake build's, for its tests).
+"""
+import ctypes
+import importlib.util
 import operator
+import os
+import sys
 from collections import namedtuple
 
-from . import _cuda
-from ._arrays import Matrix, _by_type, _dense_strides
+from . import _backends, _cuda
+from ._arrays import Matrix, _by_type, _dense_strides, fast_kind
 from ._backends import context
 from ._library import C, STATUSES, TOPK_DEVICE_POINTERS, TOPK_SMALLEST, TopkArgumentError, raise_for
 
@@ -12,6 +23,37 @@ TopK = namedtuple("TopK", "values indices")
 _select = C["topk_select"]
 _BAD_K = STATUSES.index("BAD_K")
 _new_tuple = tuple.__new__
+
+
+def _import_fast(setting):
+    if setting in ("", "1"):
+        from . import _fast
+        return _fast
+    spec = importlib.util.spec_from_file_location(__package__ + "._fast", setting)
+    if spec is None:
+        raise ImportError(f"topk: TOPK_PY_FAST={setting} is neither 0, 1 nor a Python extension module's path")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[spec.name] = module
+    return module
+
+
+def _fast_path():
+    """topk._fast.topk, handed what it needs, or None (see the module's docstring)."""
+    setting = os.environ.get("TOPK_PY_FAST", "")
+    if setting == "0" or not isinstance(_select, ctypes._CFuncPtr):  # off, or a libtopk without topk_select
+        return None
+    try:
+        fast = _import_fast(setting)
+    except ImportError as error:
+        if setting:
+            raise ImportError(f"topk: TOPK_PY_FAST={setting} but the C fast path cannot be loaded: {error}") from error
+        return None
+    fast.init(ctypes.cast(_select, ctypes.c_void_p).value, TopK, _backends._contexts, raise_for, fast_kind, _cuda)
+    return fast.topk
+
+
+_fast_topk = _fast_path()
 
 
 def topk(x, k, dim=-1, largest=True, backend=None, *, out=None, copy=False):
@@ -29,6 +71,10 @@ def topk(x, k, dim=-1, largest=True, backend=None, *, out=None, copy=False):
     makes one contiguous copy first. Outputs for dim != -1 are views of row-major results.
     Values do not carry gradients.
     """
+    if _fast_topk is not None:
+        result = _fast_topk(x, k, dim, largest, backend, out)
+        if result is not None:
+            return result
     kind = _by_type.get(type(x))
     rows2d = kind.rows2d(x) if kind is not None and dim == -1 else None
     if rows2d is not None:  # the common case, described in one step

@@ -1,0 +1,618 @@
+/* topk._fast: the common call of topk.topk() in one C function, to cut the binding's own cost per call.
+ *
+ * topk(x, k, dim, largest, backend, out) serves a 2-D NumPy array or PyTorch tensor (CPU or CUDA) whose
+ * rows libtopk reads in place, with dim=-1 and out= absent or right: it reads the array's attributes the
+ * way topk/_arrays.py does (shape, dtype, is_cuda/is_cpu, get_device(), stride(), data_ptr(), or NumPy's
+ * buffer), allocates the outputs with the allocators that module uses, waits for torch's stream on CUDA
+ * data through the driver functions topk/_cuda.py loaded, and calls topk_select through the pointer
+ * ctypes found in the loaded libtopk. It links neither libtopk nor libcuda and makes no decision of its own:
+ * every dtype, allocator, context and driver function comes from the Python package (init()).
+ *
+ * Anything it is not sure of (another type, dtype, layout, a k that is not a plain int in range, an out=
+ * that is not exactly right, a context not made yet, any error while looking) returns None before
+ * anything is done, and topk() then takes the Python path, which gives the usual result or exception.
+ * Only two things raise here, exactly as the Python path would: the stream wait's own fallback (torch's
+ * synchronisation), and a non-zero status of topk_select (through topk._library.raise_for).
+ * Plain C17 and the Python C API (3.9+); no NumPy or torch headers.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *Py_NewRef(PyObject *o)
+{
+    Py_INCREF(o);
+    return o;
+}
+#endif
+
+typedef int (*select_fn)(void *ctx, const void *input, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
+                         int64_t k, unsigned flags, void *values, int64_t *indices);
+typedef int (*stream_fn)(void *stream); /* cuStreamQuery, cuStreamSynchronize */
+
+enum { SMALLEST = 1, DEVICE_POINTERS = 2, CUDA_SUCCESS = 0, CUDA_ERROR_NOT_READY = 600, MAX_KINDS = 8, MAX_DTYPES = 4 };
+
+/* What init() hands over, kept for the life of the process. */
+static select_fn topk_select;
+static PyObject *topk_type;     /* topk.TopK */
+static PyObject *contexts;      /* topk._backends._contexts: (backend, cuda device or None) -> context */
+static PyObject *raise_for;     /* topk._library.raise_for(status) */
+static PyObject *describe_kind; /* topk._arrays.fast_kind(type): the kind of that type as a tuple, or None */
+static PyObject *cuda_module;   /* topk._cuda, whose `wait` is looked up on each call (tests replace it) */
+
+static PyObject *s_shape, *s_dtype, *s_is_cuda, *s_is_cpu, *s_get_device, *s_stride, *s_data_ptr, *s_is_contiguous,
+    *s_wait, *s_c_parts;
+
+/* One array library (topk._arrays' _NumpyKind or _TorchKind) as seen from one exact type. */
+typedef struct {
+    PyTypeObject *type;
+    PyObject *kind; /* the kind object: out= arrays must be of the input's kind */
+    int torch;
+    int ndtypes;
+    PyObject *dtypes[MAX_DTYPES]; /* compared by identity: anything else takes the Python path */
+    int codes[MAX_DTYPES];
+    PyObject *int64;
+    PyObject *empty_pair; /* kind.empty_pair(shape, strides, dtype, cuda) -> (values, indices, ptr, ptr) */
+    PyObject *empty_host; /* NumPy: np.empty(shape, dtype); torch: _empty_strided_cpu(shape, strides, dtype) */
+    PyObject *empty_cuda; /* torch: _empty_strided_cuda(shape, strides, dtype), current device only */
+    PyObject *current_device;
+} kind_info;
+
+static kind_info kinds[MAX_KINDS];
+static int nkinds;
+
+/* The wait in use (topk._cuda.wait) when it is the driver's: its parts, so that it runs here. */
+static PyObject *known_wait, *raw_stream, *current_device, *wait_fallback;
+static stream_fn stream_query, stream_synchronize;
+
+static PyObject *none_or(PyObject *o) { return o == Py_None ? NULL : o; }
+
+/* The kind_info of an exact type, asking topk._arrays the first time; NULL when the type is not one that
+ * topk() has met yet (the Python path then registers it) or on any error. */
+static kind_info *kind_of(PyTypeObject *type)
+{
+    for (int i = 0; i < nkinds; i++)
+        if (kinds[i].type == type)
+            return &kinds[i];
+    if (nkinds == MAX_KINDS)
+        return NULL;
+    PyObject *d = PyObject_CallOneArg(describe_kind, (PyObject *)type);
+    if (d == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    kind_info k = {0};
+    PyObject *dtypes;
+    if (d == Py_None || !PyArg_ParseTuple(d, "OpOOOOOO", &k.kind, &k.torch, &dtypes, &k.int64, &k.empty_pair,
+                                          &k.empty_host, &k.empty_cuda, &k.current_device) ||
+        !PyTuple_Check(dtypes) || PyTuple_GET_SIZE(dtypes) > MAX_DTYPES) {
+        PyErr_Clear();
+        Py_DECREF(d);
+        return NULL;
+    }
+    k.ndtypes = (int)PyTuple_GET_SIZE(dtypes);
+    for (int i = 0; i < k.ndtypes; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(dtypes, i);
+        if (!PyArg_ParseTuple(pair, "Oi", &k.dtypes[i], &k.codes[i])) {
+            PyErr_Clear();
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_INCREF(k.dtypes[i]);
+    }
+    k.type = type;
+    k.empty_host = none_or(k.empty_host);
+    k.empty_cuda = none_or(k.empty_cuda);
+    k.current_device = none_or(k.current_device);
+    Py_INCREF(type);
+    Py_INCREF(k.kind);
+    Py_INCREF(k.int64);
+    Py_INCREF(k.empty_pair);
+    Py_XINCREF(k.empty_host);
+    Py_XINCREF(k.empty_cuda);
+    Py_XINCREF(k.current_device);
+    Py_DECREF(d);
+    kinds[nkinds] = k;
+    return &kinds[nkinds++];
+}
+
+/* The input as libtopk rows. cuda: a new reference to the device index (an int), or NULL for host data. */
+typedef struct {
+    int code;
+    PyObject *dtype; /* borrowed from its kind_info */
+    PyObject *cuda;
+    int64_t rows, vocab, stride;
+    void *ptr;
+} rows2d;
+
+static int attr_is_true(PyObject *o, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(v);
+    return v == Py_True;
+}
+
+static PyObject *method0(PyObject *o, PyObject *name)
+{
+    PyObject *args[1] = {o};
+    return PyObject_VectorcallMethod(name, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+static int method_is_true(PyObject *o, PyObject *name)
+{
+    PyObject *v = method0(o, name);
+    if (v == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(v);
+    return v == Py_True;
+}
+
+/* The int value of a new reference, which is released; 0 on success. */
+static int take_int64(PyObject *o, int64_t *out)
+{
+    int overflow = 0;
+    if (o == NULL)
+        return -1;
+    long long v = PyLong_Check(o) ? PyLong_AsLongLongAndOverflow(o, &overflow) : -1;
+    int bad = !PyLong_Check(o) || overflow || (v == -1 && PyErr_Occurred());
+    Py_DECREF(o);
+    if (bad) {
+        PyErr_Clear();
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int take_pointer(PyObject *o, void **out)
+{
+    if (o == NULL)
+        return -1;
+    void *p = PyLong_Check(o) ? PyLong_AsVoidPtr(o) : NULL;
+    int bad = !PyLong_Check(o) || PyErr_Occurred();
+    Py_DECREF(o);
+    if (bad) {
+        PyErr_Clear();
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+/* A (two ints) tuple, or torch.Size, of a new reference, which is released. */
+static int take_pair(PyObject *o, int64_t *a, int64_t *b)
+{
+    if (o == NULL || !PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 2) {
+        Py_XDECREF(o);
+        PyErr_Clear();
+        return -1;
+    }
+    PyObject *first = PyTuple_GET_ITEM(o, 0), *second = PyTuple_GET_ITEM(o, 1);
+    Py_INCREF(first);
+    Py_INCREF(second);
+    Py_DECREF(o);
+    int bad = take_int64(first, a);
+    return take_int64(second, b) | bad;
+}
+
+static int dtype_code(const kind_info *kind, PyObject *dtype)
+{
+    for (int i = 0; i < kind->ndtypes; i++)
+        if (kind->dtypes[i] == dtype)
+            return i;
+    return -1;
+}
+
+/* _TorchKind.rows2d: 1 when described, 0 when the Python path should look at it. */
+static int torch_rows2d(const kind_info *kind, PyObject *x, rows2d *m)
+{
+    int64_t unit;
+    if (take_pair(PyObject_GetAttr(x, s_shape), &m->rows, &m->vocab))
+        return 0;
+    if (attr_is_true(x, s_is_cuda)) {
+        m->cuda = method0(x, s_get_device);
+        if (m->cuda == NULL || !PyLong_CheckExact(m->cuda)) {
+            PyErr_Clear();
+            return 0;
+        }
+    } else if (!attr_is_true(x, s_is_cpu)) {
+        return 0;
+    }
+    PyObject *dtype = PyObject_GetAttr(x, s_dtype);
+    if (dtype == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int i = dtype_code(kind, dtype);
+    Py_DECREF(dtype);
+    if (i < 0 || take_pair(method0(x, s_stride), &m->stride, &unit))
+        return 0;
+    if (!((unit == 1 || m->vocab <= 1) && (m->stride >= m->vocab || m->rows <= 1)))
+        return 0;
+    if (m->rows <= 1)
+        m->stride = m->vocab;
+    m->code = kind->codes[i];
+    m->dtype = kind->dtypes[i];
+    return take_pointer(method0(x, s_data_ptr), &m->ptr) == 0;
+}
+
+/* A NumPy array's 2-D layout through the buffer protocol (no NumPy headers); 0 on success. */
+static int numpy_view(PyObject *a, int flags, Py_buffer *view)
+{
+    if (PyObject_GetBuffer(a, view, flags | PyBUF_STRIDES)) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (view->ndim != 2) {
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* _NumpyKind.rows2d. */
+static int numpy_rows2d(const kind_info *kind, PyObject *x, rows2d *m)
+{
+    PyObject *dtype = PyObject_GetAttr(x, s_dtype);
+    if (dtype == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int i = dtype_code(kind, dtype);
+    Py_DECREF(dtype);
+    Py_buffer view;
+    if (i < 0 || numpy_view(x, PyBUF_SIMPLE, &view))
+        return 0;
+    int64_t size = view.itemsize, rows = view.shape[0], vocab = view.shape[1];
+    int64_t row = view.strides[0], unit = view.strides[1];
+    void *ptr = view.buf;
+    PyBuffer_Release(&view); /* x holds the memory for the whole call */
+    /* The buffer gives a contiguous array its canonical strides; they can differ from a.strides, which the
+     * Python path reads, only where the array is empty (NumPy gives those zero strides): left to Python. */
+    if (rows == 0 || vocab == 0)
+        return 0;
+    if (!((unit == size || vocab <= 1) && (row >= vocab * size || rows <= 1) && row % size == 0))
+        return 0;
+    m->code = kind->codes[i];
+    m->dtype = kind->dtypes[i];
+    m->rows = rows;
+    m->vocab = vocab;
+    m->stride = rows > 1 ? row / size : vocab;
+    m->ptr = ptr;
+    return 1;
+}
+
+/* _TorchKind.out_pointers for one output: 1 with its pointer when it is dense, of this shape and dtype, on
+ * the input's device. */
+static int torch_out(PyObject *out, PyObject *dtype, PyObject *cuda, int64_t rows, int64_t k, void **ptr)
+{
+    int64_t a, b;
+    if (cuda == NULL) {
+        if (!attr_is_true(out, s_is_cpu))
+            return 0;
+    } else {
+        if (!attr_is_true(out, s_is_cuda))
+            return 0;
+        PyObject *device = method0(out, s_get_device);
+        int same = device != NULL && PyObject_RichCompareBool(device, cuda, Py_EQ) == 1;
+        Py_XDECREF(device);
+        PyErr_Clear();
+        if (!same)
+            return 0;
+    }
+    PyObject *d = PyObject_GetAttr(out, s_dtype);
+    Py_XDECREF(d);
+    if (d != dtype) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (take_pair(PyObject_GetAttr(out, s_shape), &a, &b) || a != rows || b != k)
+        return 0;
+    if (!method_is_true(out, s_is_contiguous))
+        return 0;
+    return take_pointer(method0(out, s_data_ptr), ptr) == 0;
+}
+
+/* _NumpyKind.out_pointer for one output: dense (C-contiguous), writable, of this shape and dtype. */
+static int numpy_out(PyObject *out, PyObject *dtype, int64_t rows, int64_t k, void **ptr)
+{
+    PyObject *d = PyObject_GetAttr(out, s_dtype);
+    Py_XDECREF(d);
+    Py_buffer view;
+    if (d != dtype || numpy_view(out, PyBUF_WRITABLE, &view)) {
+        PyErr_Clear();
+        return 0;
+    }
+    int64_t size = view.itemsize;
+    int ok = view.shape[0] == rows && view.shape[1] == k &&
+             (rows == 0 || k == 0 ||
+              ((k == 1 || view.strides[1] == size) && (rows == 1 || view.strides[0] == k * size)));
+    *ptr = view.buf;
+    PyBuffer_Release(&view);
+    return ok;
+}
+
+static int out_ok(const kind_info *kind, PyObject *out, PyObject *dtype, const rows2d *m, int64_t k, void **ptr)
+{
+    const kind_info *its = kind_of(Py_TYPE(out));
+    if (its == NULL || its->kind != kind->kind)
+        return 0;
+    return kind->torch ? torch_out(out, dtype, m->cuda, m->rows, k, ptr) : numpy_out(out, dtype, m->rows, k, ptr);
+}
+
+/* A new output's data pointer (it is dense and writable); 0 on success. */
+static int output_pointer(const kind_info *kind, PyObject *out, void **ptr)
+{
+    if (kind->torch)
+        return take_pointer(method0(out, s_data_ptr), ptr);
+    Py_buffer view;
+    if (PyObject_GetBuffer(out, &view, PyBUF_WRITABLE)) {
+        PyErr_Clear();
+        return -1;
+    }
+    *ptr = view.buf;
+    PyBuffer_Release(&view);
+    return 0;
+}
+
+/* kind.empty_pair: (values, indices) of shape (rows, k), of the input's dtype and int64, on its device, with
+ * the allocator the Python path would use; 0 on success (new references), -1 to take the Python path. */
+static int allocate(const kind_info *kind, const rows2d *m, int64_t k, PyObject **values, PyObject **indices)
+{
+    PyObject *shape = Py_BuildValue("(LL)", (long long)m->rows, (long long)k);
+    PyObject *strides = Py_BuildValue("(Li)", (long long)(k ? k : 1), 1);
+    PyObject *empty = NULL, *pair = NULL;
+    int status = -1;
+    *values = *indices = NULL;
+    if (shape == NULL || strides == NULL)
+        goto done;
+    if (m->cuda == NULL) {
+        empty = kind->empty_host;
+    } else if (kind->empty_cuda != NULL && kind->current_device != NULL) {
+        PyObject *current = PyObject_CallNoArgs(kind->current_device);
+        if (current != NULL && PyObject_RichCompareBool(current, m->cuda, Py_EQ) == 1)
+            empty = kind->empty_cuda;
+        Py_XDECREF(current);
+        PyErr_Clear();
+    }
+    if (empty != NULL && kind->torch) {
+        PyObject *args[3] = {shape, strides, m->dtype};
+        *values = PyObject_Vectorcall(empty, args, 3, NULL);
+        args[2] = kind->int64;
+        *indices = *values ? PyObject_Vectorcall(empty, args, 3, NULL) : NULL;
+    } else if (empty != NULL) {
+        PyObject *args[2] = {shape, m->dtype};
+        *values = PyObject_Vectorcall(empty, args, 2, NULL);
+        args[1] = kind->int64;
+        *indices = *values ? PyObject_Vectorcall(empty, args, 2, NULL) : NULL;
+    } else {
+        PyObject *args[4] = {shape, strides, m->dtype, m->cuda ? m->cuda : Py_None};
+        pair = PyObject_Vectorcall(kind->empty_pair, args, 4, NULL);
+        if (pair != NULL && PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 4) {
+            *values = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+            *indices = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+        }
+    }
+    status = *values != NULL && *indices != NULL ? 0 : -1;
+done:
+    if (status) {
+        Py_CLEAR(*values);
+        Py_CLEAR(*indices);
+        PyErr_Clear();
+    }
+    Py_XDECREF(pair);
+    Py_XDECREF(shape);
+    Py_XDECREF(strides);
+    return status;
+}
+
+/* Takes the parts of a driver wait (its c_parts: raw_stream, current_device, cuStreamQuery's and
+ * cuStreamSynchronize's addresses, fallback); -1 when it has none (another wait: it is called as it is). */
+static int learn_wait(PyObject *wait)
+{
+    PyObject *parts = PyObject_GetAttr(wait, s_c_parts), *raw, *current, *fallback;
+    unsigned long long query, synchronize;
+    if (parts == NULL || !PyArg_ParseTuple(parts, "OOKKO", &raw, &current, &query, &synchronize, &fallback) ||
+        query == 0 || synchronize == 0) {
+        Py_XDECREF(parts);
+        PyErr_Clear();
+        return -1;
+    }
+    Py_XSETREF(raw_stream, Py_NewRef(raw));
+    Py_XSETREF(current_device, Py_NewRef(current));
+    Py_XSETREF(wait_fallback, Py_NewRef(fallback));
+    Py_XSETREF(known_wait, Py_NewRef(wait));
+    stream_query = (stream_fn)(uintptr_t)query;
+    stream_synchronize = (stream_fn)(uintptr_t)synchronize;
+    Py_DECREF(parts);
+    return 0;
+}
+
+static int call_status(PyObject *function, PyObject *arg)
+{
+    PyObject *r = PyObject_CallOneArg(function, arg);
+    Py_XDECREF(r);
+    return r != NULL ? 0 : -1;
+}
+
+/* topk._cuda.wait(device), the driver's way here (make_waiter's rules, step for step); 0, or -1 with the
+ * exception that the Python wait would have raised. */
+static int wait_stream(PyObject *cuda)
+{
+    PyObject *wait = PyObject_GetAttr(cuda_module, s_wait);
+    if (wait == NULL)
+        return -1;
+    if (wait != known_wait && learn_wait(wait)) { /* the first call (_first_wait), torch's own wait, a test's */
+        int status = call_status(wait, cuda);
+        Py_DECREF(wait);
+        return status;
+    }
+    Py_DECREF(wait);
+    PyObject *h = PyObject_CallOneArg(raw_stream, cuda);
+    if (h == NULL)
+        return -1;
+    unsigned long long handle = PyLong_Check(h) ? PyLong_AsUnsignedLongLong(h) : (unsigned long long)-1;
+    int odd = !PyLong_Check(h) || PyErr_Occurred();
+    Py_DECREF(h);
+    if (odd) {
+        PyErr_Clear();
+        return call_status(wait_fallback, cuda);
+    }
+    if (handle <= 2) { /* the default stream, read in the current context: let torch switch device */
+        PyObject *current = PyObject_CallNoArgs(current_device);
+        int other = current != NULL ? PyObject_RichCompareBool(current, cuda, Py_NE) : -1;
+        Py_XDECREF(current);
+        if (other < 0)
+            return -1;
+        if (other)
+            return call_status(wait_fallback, cuda);
+    }
+    void *stream = (void *)(uintptr_t)handle;
+    int status = stream_query(stream);
+    if (status == CUDA_SUCCESS)
+        return 0;
+    if (status == CUDA_ERROR_NOT_READY) {
+        Py_BEGIN_ALLOW_THREADS
+        status = stream_synchronize(stream);
+        Py_END_ALLOW_THREADS
+        if (status == CUDA_SUCCESS)
+            return 0;
+    }
+    return call_status(wait_fallback, cuda);
+}
+
+static int exact_int(PyObject *o, int64_t *value)
+{
+    return PyLong_CheckExact(o) && take_int64(Py_NewRef(o), value) == 0;
+}
+
+/* topk(x, k, dim, largest, backend, out): TopK(values, indices), or None for the Python path. */
+static PyObject *fast_topk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    PyObject *values = NULL, *indices = NULL, *result = NULL;
+    rows2d m = {0};
+    int64_t k, dim;
+    void *ctx = NULL, *values_ptr = NULL, *indices_ptr = NULL;
+    if (nargs != 6 || topk_select == NULL)
+        Py_RETURN_NONE;
+    PyObject *x = args[0], *largest = args[3], *backend = args[4], *out = args[5];
+    if (!exact_int(args[2], &dim) || dim != -1 || !exact_int(args[1], &k) ||
+        (largest != Py_True && largest != Py_False))
+        Py_RETURN_NONE;
+    const kind_info *kind = kind_of(Py_TYPE(x));
+    if (kind == NULL || !(kind->torch ? torch_rows2d(kind, x, &m) : numpy_rows2d(kind, x, &m)) || k < 0 ||
+        k > m.vocab)
+        goto python;
+    int call = m.rows > 0 && k > 0;
+    if (out != Py_None) {
+        if (!(PyTuple_CheckExact(out) || PyList_CheckExact(out)) || PySequence_Fast_GET_SIZE(out) != 2)
+            goto python;
+        values = Py_NewRef(PySequence_Fast_GET_ITEM(out, 0));
+        indices = Py_NewRef(PySequence_Fast_GET_ITEM(out, 1));
+        if (!out_ok(kind, values, m.dtype, &m, k, &values_ptr) ||
+            !out_ok(kind, indices, kind->int64, &m, k, &indices_ptr))
+            goto python;
+    }
+    if (call) { /* the context is made by the Python path, the first time */
+        PyObject *key = PyTuple_Pack(2, backend, m.cuda ? m.cuda : Py_None);
+        PyObject *found = key ? PyDict_GetItemWithError(contexts, key) : NULL;
+        Py_XDECREF(key);
+        if (found == NULL || take_pointer(Py_NewRef(found), &ctx))
+            goto python;
+    }
+    if (out == Py_None) {
+        if (allocate(kind, &m, k, &values, &indices))
+            goto python;
+        if (call && (output_pointer(kind, values, &values_ptr) || output_pointer(kind, indices, &indices_ptr)))
+            goto python;
+    }
+    if (call) {
+        unsigned flags = largest == Py_True ? 0 : SMALLEST;
+        int status;
+        if (m.cuda != NULL) { /* after the outputs are allocated: see topk._arrays */
+            flags |= DEVICE_POINTERS;
+            if (wait_stream(m.cuda))
+                goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        status = topk_select(ctx, m.ptr, m.code, m.rows, m.vocab, m.stride, k, flags, values_ptr, indices_ptr);
+        Py_END_ALLOW_THREADS
+        if (status) {
+            PyObject *status_obj = PyLong_FromLong(status);
+            if (status_obj != NULL)
+                Py_XDECREF(PyObject_CallOneArg(raise_for, status_obj)); /* raises */
+            Py_XDECREF(status_obj);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_RuntimeError, "topk: raise_for did not raise");
+            goto done;
+        }
+    }
+    PyObject *pair = PyTuple_Pack(2, values, indices);
+    PyObject *new_args = pair ? PyTuple_Pack(1, pair) : NULL;
+    result = new_args ? PyTuple_Type.tp_new((PyTypeObject *)topk_type, new_args, NULL) : NULL;
+    Py_XDECREF(new_args);
+    Py_XDECREF(pair);
+    goto done;
+python:
+    PyErr_Clear();
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(values);
+    Py_XDECREF(indices);
+    Py_XDECREF(m.cuda);
+    return result;
+}
+
+/* init(topk_select's address, TopK, _backends._contexts, _library.raise_for, _arrays.fast_kind, topk._cuda) */
+static PyObject *fast_init(PyObject *self, PyObject *args)
+{
+    (void)self;
+    unsigned long long address;
+    PyObject *type, *ctxs, *raiser, *describer, *cuda;
+    if (!PyArg_ParseTuple(args, "KO!O!OOO:init", &address, &PyType_Type, &type, &PyDict_Type, &ctxs, &raiser,
+                          &describer, &cuda))
+        return NULL;
+    if (address == 0 || !PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_ValueError, "topk._fast.init: no topk_select, or TopK is not a tuple type");
+        return NULL;
+    }
+    Py_XSETREF(topk_type, Py_NewRef(type));
+    Py_XSETREF(contexts, Py_NewRef(ctxs));
+    Py_XSETREF(raise_for, Py_NewRef(raiser));
+    Py_XSETREF(describe_kind, Py_NewRef(describer));
+    Py_XSETREF(cuda_module, Py_NewRef(cuda));
+    topk_select = (select_fn)(uintptr_t)address;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"topk", (PyCFunction)(void (*)(void))fast_topk, METH_FASTCALL,
+     "topk(x, k, dim, largest, backend, out): topk.topk's common call, or None for the Python path"},
+    {"init", fast_init, METH_VARARGS, "init(select_address, TopK, contexts, raise_for, fast_kind, cuda_module)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "topk._fast", "topk.topk()'s common call in C", -1, methods,
+                                    NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__fast(void)
+{
+    struct {
+        PyObject **name;
+        const char *text;
+    } names[] = {{&s_shape, "shape"}, {&s_dtype, "dtype"}, {&s_is_cuda, "is_cuda"}, {&s_is_cpu, "is_cpu"},
+                 {&s_get_device, "get_device"}, {&s_stride, "stride"}, {&s_data_ptr, "data_ptr"},
+                 {&s_is_contiguous, "is_contiguous"}, {&s_wait, "wait"}, {&s_c_parts, "c_parts"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (*names[i].name == NULL && (*names[i].name = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return NULL;
+    return PyModule_Create(&module);
+}
