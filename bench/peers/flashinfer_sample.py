@@ -53,3 +53,7 @@ def main():
             times.append((time.perf_counter() - t0) * 1e6)
     print(f"median_us {statistics.median(times):.1f}")
     print_graph_us("flashinfer", torch, run, o.reps)
+
+
+if __name__ == "__main__":
+    main()

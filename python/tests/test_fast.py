@@ -306,6 +306,9 @@ def fake_cuda(monkeypatch):
         topk.topk(torch.zeros(1, 1), 1)
     kind = select._by_type[torch.Tensor]
     monkeypatch.setattr(kind, "empty_pair", fake_empty_pair)
+    # torch 2's direct CUDA allocator would bypass the fake one (the C path reads it when it first meets
+    # FakeCuda, and keeps what it read): fakes always allocate through empty_pair
+    monkeypatch.setattr(kind, "empty_cuda", None)
     select._by_type.setdefault(FakeCuda, kind)
     monkeypatch.setitem(_backends._contexts, ("fake", 0), 1)
     x = torch.from_numpy(logits(2, 100)).as_subclass(FakeCuda)
