@@ -319,12 +319,15 @@ static topk_status load_text(const char *text, size_t length, const char *name, 
         *into = table;
         return TOPK_OK;
     }
-    tuning_row *rows = realloc((*into)->rows, ((*into)->count + table->count) * sizeof *rows);
-    if (!rows && table->count) s = TOPK_ERR_OUT_OF_MEMORY;
-    else if (table->count) {
-        memcpy(rows + (*into)->count, table->rows, table->count * sizeof *rows);
-        (*into)->rows = rows;
-        (*into)->count += table->count;
+    if (table->count) { /* a table with no row for this backend and device leaves *into as it is */
+        tuning_row *rows = realloc((*into)->rows, ((*into)->count + table->count) * sizeof *rows);
+        if (!rows) {
+            s = TOPK_ERR_OUT_OF_MEMORY;
+        } else {
+            memcpy(rows + (*into)->count, table->rows, table->count * sizeof *rows);
+            (*into)->rows = rows;
+            (*into)->count += table->count;
+        }
     }
     topk_tuning_free(table);
     return s;
