@@ -2,27 +2,21 @@
 """The PNG of `topk-bench --plot FILE.png --from CSV...` drawn with matplotlib, for hosts without gnuplot
 (the GPU host has matplotlib and no gnuplot): median us per call against batch and against vocab, one line
 per backend or peer and (dtype, k, and the other dimension), log scales, as bench/plot.c draws it.
-Reads topk-bench's CSV (column `backend`) and the peers' (column `peer`); other lines (progress, a
-repeated header) are skipped, as bench/compare.py does.
+Reads topk-bench's CSV (column `backend`) and the peers' (column `peer`) with bench/compare.py's reader.
 
     python3 bench/plot.py OUT.png ours.csv torch.csv [flashinfer.csv ...]
 Exit status 0 when the PNG was written, 1 otherwise (with the reason on stderr).
 """
-import csv
 import sys
 from collections import defaultdict
 
+from compare import read_rows  # the same CSV reading: banner, progress lines, repeated headers
+
 
 def points(path):
-    with open(path, newline="") as f:
-        lines = [line for line in f if line.strip()]
-    start = next((i for i, line in enumerate(lines) if line.startswith(("backend,", "peer,"))), None)
-    if start is None:
-        return []
-    header = lines[start]
-    rows = [line for line in lines[start + 1:] if line != header and line.count(",") == header.count(",")]
+    rows = read_rows(path)
     found = []
-    for row in csv.DictReader([header] + rows):
+    for row in rows:
         try:
             found.append((row.get("backend") or row.get("peer"), row["dtype"], int(row["k"]), int(row["batch"]),
                           int(row["vocab"]), float(row["median_us"])))

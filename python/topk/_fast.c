@@ -126,9 +126,9 @@ typedef struct {
     void *ptr;
 } rows2d;
 
-static int attr_is_true(PyObject *o, PyObject *name)
+/* Whether v (a new reference, or NULL after an error) is True; consumes v, clears the error. */
+static int take_is_true(PyObject *v)
 {
-    PyObject *v = PyObject_GetAttr(o, name);
     if (v == NULL) {
         PyErr_Clear();
         return 0;
@@ -136,6 +136,8 @@ static int attr_is_true(PyObject *o, PyObject *name)
     Py_DECREF(v);
     return v == Py_True;
 }
+
+static int attr_is_true(PyObject *o, PyObject *name) { return take_is_true(PyObject_GetAttr(o, name)); }
 
 static PyObject *method0(PyObject *o, PyObject *name)
 {
@@ -143,16 +145,7 @@ static PyObject *method0(PyObject *o, PyObject *name)
     return PyObject_VectorcallMethod(name, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
-static int method_is_true(PyObject *o, PyObject *name)
-{
-    PyObject *v = method0(o, name);
-    if (v == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    Py_DECREF(v);
-    return v == Py_True;
-}
+static int method_is_true(PyObject *o, PyObject *name) { return take_is_true(method0(o, name)); }
 
 /* The int value of a new reference, which is released; 0 on success. */
 static int take_int64(PyObject *o, int64_t *out)
