@@ -203,6 +203,19 @@ static int dtype_code(const kind_info *kind, PyObject *dtype)
     return -1;
 }
 
+/* The index of x's dtype among the kind's, or -1 (also when x has no dtype). */
+static int dtype_index(const kind_info *kind, PyObject *x)
+{
+    PyObject *dtype = PyObject_GetAttr(x, s_dtype);
+    if (dtype == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    int i = dtype_code(kind, dtype);
+    Py_DECREF(dtype);
+    return i;
+}
+
 /* _TorchKind.rows2d: 1 when described, 0 when the Python path should look at it. */
 static int torch_rows2d(const kind_info *kind, PyObject *x, rows2d *m)
 {
@@ -218,13 +231,7 @@ static int torch_rows2d(const kind_info *kind, PyObject *x, rows2d *m)
     } else if (!attr_is_true(x, s_is_cpu)) {
         return 0;
     }
-    PyObject *dtype = PyObject_GetAttr(x, s_dtype);
-    if (dtype == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    int i = dtype_code(kind, dtype);
-    Py_DECREF(dtype);
+    int i = dtype_index(kind, x);
     if (i < 0 || take_pair(method0(x, s_stride), &m->stride, &unit))
         return 0;
     if (!((unit == 1 || m->vocab <= 1) && (m->stride >= m->vocab || m->rows <= 1)))
@@ -253,13 +260,7 @@ static int numpy_view(PyObject *a, int flags, Py_buffer *view)
 /* _NumpyKind.rows2d. */
 static int numpy_rows2d(const kind_info *kind, PyObject *x, rows2d *m)
 {
-    PyObject *dtype = PyObject_GetAttr(x, s_dtype);
-    if (dtype == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    int i = dtype_code(kind, dtype);
-    Py_DECREF(dtype);
+    int i = dtype_index(kind, x);
     Py_buffer view;
     if (i < 0 || numpy_view(x, PyBUF_SIMPLE, &view))
         return 0;
