@@ -10,6 +10,13 @@
 
 #include "internal.h"
 
+/* Places the local `shared` in GPU shared memory; on the host it stays on the team's stack. */
+#if defined(__NVPTX__)
+#define IN_TEAM_MEMORY _Pragma("omp allocate(shared) allocator(omp_pteam_mem_alloc)")
+#else
+#define IN_TEAM_MEMORY
+#endif
+
 struct topk_gpu {
     int device;           /* OpenMP device number: a GPU, or the initial device under TOPK_OFFLOAD_HOST=1 */
     bool on_host;         /* TOPK_OFFLOAD_HOST=1: the kernels run through OpenMP's host fallback */

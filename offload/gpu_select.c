@@ -12,13 +12,6 @@
 #include "plan.h"
 #include "rows.h"
 
-/* Places the local `shared` in GPU shared memory; on the host it stays on the team's stack. */
-#if defined(__NVPTX__)
-#define IN_TEAM_MEMORY _Pragma("omp allocate(shared) allocator(omp_pteam_mem_alloc)")
-#else
-#define IN_TEAM_MEMORY
-#endif
-
 /* The region's body, shared by every launch: the team's shared memory, and its threads, each with the
  * plan rebuilt from the launch's scalars. KIND is a constant, so each region is one dtype's kernel. */
 #define SELECT_BODY(KIND)                                                                                \

@@ -100,6 +100,14 @@ TOPK_INLINE void write_entry(const topk_plan *p, const char *rowp, int64_t row, 
         ((uint16_t *)values)[out] = ((const uint16_t *)rowp)[column];
 }
 
+/* The place of composite c among buf[0..kept) best first: how many entries beat it (composites are unique). */
+TOPK_INLINE uint32_t rank_in(const uint64_t *buf, uint32_t kept, uint64_t c)
+{
+    uint32_t rank = 0;
+    for (uint32_t i = 0; i < kept; i++) rank += buf[i] > c;
+    return rank;
+}
+
 /* The root: writes the row's best k, best first. A short list (team memory) is placed by rank, the
  * number of entries above each one (composites are unique), with one pass and no barrier between
  * steps; a long one is sorted first (bitonic, log^2 barrier steps). */
@@ -107,12 +115,8 @@ TOPK_INLINE void write_row(team *t, selection *s, uint32_t kept, const topk_plan
                              int64_t row, char *values, int64_t *indices)
 {
     if (kept <= TOPK_RANK_SORT_MOST && !p->wide_k) {
-        for (uint32_t j = (uint32_t)t->tid; j < kept; j += (uint32_t)t->nt) {
-            uint64_t c = s->buf[j];
-            uint32_t rank = 0;
-            for (uint32_t i = 0; i < kept; i++) rank += s->buf[i] > c;
-            write_entry(p, rowp, row, c, rank, values, indices);
-        }
+        for (uint32_t j = (uint32_t)t->tid; j < kept; j += (uint32_t)t->nt)
+            write_entry(p, rowp, row, s->buf[j], rank_in(s->buf, kept, s->buf[j]), values, indices);
     } else {
         team_sort(t, s->buf, kept);
         for (int64_t j = t->tid; j < kept; j += t->nt) write_entry(p, rowp, row, s->buf[j], j, values, indices);

@@ -26,12 +26,6 @@
 #include "sample.h"
 #include "sample_team.h"
 
-#if defined(__NVPTX__)
-#define IN_TEAM_MEMORY _Pragma("omp allocate(shared) allocator(omp_pteam_mem_alloc)")
-#else
-#define IN_TEAM_MEMORY
-#endif
-
 /* A team's shared memory: the selection's while it selects, the whole-row sampler's after. */
 typedef union fused_mem {
     team_mem select;
@@ -52,20 +46,20 @@ TOPK_INLINE uint64_t sampling_composite(const char *rowp, int dtype, uint64_t c)
 _Static_assert(TOPK_CAP >= 3 * SAMPLE_LIST && TOPK_SMEM_K >= SAMPLE_LIST, "the root's list must fit team memory");
 
 /* The root of row `row`: s->buf[0..kept) holds its best k (unordered). Writes the row's token (and
- * probability). */
+ * probability): from its list when it has one that does not start with a NaN, else the whole-row way. */
 TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m, int dtype, const char *rowp,
                              int64_t vocab, int64_t row, sample_row rp, uint64_t random, int64_t *tokens, float *probs)
 {
     int64_t n = sample_list_length(rp, vocab, SAMPLE_LIST);
     if (n > kept) n = kept;
+    bool by_list = false;
+    sample_pick pick = {0, 1.0f};
     if (n > 0) {
         uint64_t *list = s->buf + SAMPLE_LIST, *w = s->buf + 2 * SAMPLE_LIST;
         if (kept <= TOPK_RANK_SORT_MOST) {
             for (uint32_t j = (uint32_t)t->tid; j < kept; j += (uint32_t)t->nt) {
-                uint64_t c = s->buf[j];
-                uint32_t rank = 0;
-                for (uint32_t i = 0; i < kept; i++) rank += s->buf[i] > c;
-                if (rank < n) list[rank] = sampling_composite(rowp, dtype, c);
+                uint32_t rank = rank_in(s->buf, kept, s->buf[j]);
+                if (rank < n) list[rank] = sampling_composite(rowp, dtype, s->buf[j]);
             }
         } else {
             team_sort(t, s->buf, kept);
@@ -73,30 +67,30 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
         }
         team_barrier();
         /* Every thread reads the same best, so all take the same way without a broadcast. */
-        if (!sample_bits_are_nan(dtype, sample_bits_at(rowp, dtype, sample_column(list[0])))) {
+        by_list = !sample_bits_are_nan(dtype, sample_bits_at(rowp, dtype, sample_column(list[0])));
+        if (by_list) {
             sample_scale sc;
-            sample_pick pick = {sample_column(list[0]), 1.0f};
+            pick.token = sample_column(list[0]);
             if (sample_list_scale(rowp, dtype, vocab, list, n, rp, &sc)) {
                 for (int64_t j = t->tid; j < n; j += t->nt) w[j] = sample_list_weight(rowp, dtype, sc, rp, list[j]);
                 team_barrier();
                 if (t->tid == 0) pick = sample_list_draw(list, w, n, rp, random);
             }
-            if (t->tid == 0) {
-                tokens[row] = pick.token;
-                if (probs) probs[row] = pick.prob;
-            }
-            return; /* the next item's selection_start holds every thread until thread 0 is done */
+            /* no barrier after: the next item's selection_start holds every thread until thread 0 drew */
+        } else {
+            team_barrier(); /* the list is read before the whole-row sampler writes over it */
         }
-        team_barrier(); /* the list is read before the whole-row sampler writes over it */
     }
-    sample_team st = {&m->sample, t->tid, t->nt};
-    sample_view v = {.row = rowp, .dtype = dtype, .kind = SAMPLE_LOGITS, .vocab = vocab};
-    sample_pick pick = team_sample_row(st, v, rp, random, 0);
+    if (!by_list) {
+        sample_team st = {&m->sample, t->tid, t->nt};
+        sample_view v = {.row = rowp, .dtype = dtype, .kind = SAMPLE_LOGITS, .vocab = vocab};
+        pick = team_sample_row(st, v, rp, random, 0);
+    }
     if (t->tid == 0) {
         tokens[row] = pick.token;
         if (probs) probs[row] = pick.prob;
     }
-    team_start(t, &m->select); /* the sampler wrote over the selection's histograms */
+    if (!by_list) team_start(t, &m->select); /* the sampler wrote over the selection's histograms */
 }
 
 /* What every thread of every team runs (the selection's topk_run_team with sample_root at the root).

@@ -14,12 +14,6 @@
 #include "sample.h"
 #include "sample_team.h"
 
-#if defined(__NVPTX__)
-#define IN_TEAM_MEMORY _Pragma("omp allocate(shared) allocator(omp_pteam_mem_alloc)")
-#else
-#define IN_TEAM_MEMORY
-#endif
-
 #pragma omp declare target
 
 /* What every thread of every team runs. */
@@ -64,14 +58,8 @@ SAMPLE_INLINE void sample_run_team(sample_mem *m, int op, const char *input, int
 
 topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers)
 {
-    if (p->op == SAMPLE_OP_SAMPLE) {
-        int64_t longest = 0;
-        for (int64_t r = 0; r < p->batch; r++) {
-            int64_t n = sample_list_length(p->rows[r], p->vocab, SAMPLE_LIST);
-            longest = n > longest ? n : longest;
-        }
-        if (longest) return topk_gpu_sample_top(gpu, p, device_pointers, longest);
-    }
+    int64_t longest = sample_longest_list(p, SAMPLE_LIST);
+    if (longest) return topk_gpu_sample_top(gpu, p, device_pointers, longest);
     int op = (int)p->op, dtype = (int)p->dtype, device = gpu->device;
     bool on_device = !gpu->on_host;
     int64_t batch = p->batch, vocab = p->vocab, row_stride = p->row_stride;

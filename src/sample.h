@@ -36,6 +36,19 @@ static inline const char *sample_input_row(const topk_sample_problem *p, int64_t
     return (const char *)p->input + (size_t)r * (size_t)p->row_stride * (size_t)topk_dtype_size(p->dtype);
 }
 
+/* The longest top-k list (sample_list_length, lists up to `most`) that a topk_sample call's rows need;
+ * 0 for the helpers and when no row has one. */
+static inline int64_t sample_longest_list(const topk_sample_problem *p, int64_t most)
+{
+    int64_t longest = 0;
+    if (p->op == SAMPLE_OP_SAMPLE)
+        for (int64_t r = 0; r < p->batch; r++) {
+            int64_t n = sample_list_length(p->rows[r], p->vocab, most);
+            longest = n > longest ? n : longest;
+        }
+    return longest;
+}
+
 /* The cpu backend (sample_cpu.c): threads <= 0 means OpenMP's default; chunk goes to topk_cpu_select. */
 topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t chunk);
 

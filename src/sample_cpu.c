@@ -82,12 +82,7 @@ static void run_row(const topk_sample_problem *p, int64_t r, sample_mem *mem, fl
 
 topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t chunk)
 {
-    int64_t longest = 0;
-    if (p->op == SAMPLE_OP_SAMPLE)
-        for (int64_t r = 0; r < p->batch; r++) {
-            int64_t n = list_length(&p->rows[r], p->vocab);
-            longest = n > longest ? n : longest;
-        }
+    int64_t longest = sample_longest_list(p, CPU_LIST_MOST);
     int elem = topk_dtype_size(p->dtype);
     char *values = NULL;
     int64_t *indices = NULL;
