@@ -22,6 +22,7 @@ import sys
 import time
 
 import numpy as np
+from sample_common import capture_graph
 
 try:  # only the peers' timing needs torch; --list and --dump do not
     import torch
@@ -211,17 +212,8 @@ def time_on_cuda(call, policy):
 
 
 def graph_of(call):
-    """A CUDA graph of one call, captured after warming up on a side stream as torch's docs ask."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            call()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        result = call()
-    return graph, result
+    """A CUDA graph of one call and its result (sample_common.capture_graph with this module's torch)."""
+    return capture_graph(torch, call)
 
 
 def cached_matrix(args, batch, vocab, dtype):

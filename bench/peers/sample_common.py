@@ -1,5 +1,6 @@
 """What the sampling peers (torch_sample.py, flashinfer_sample.py) share: their command line, the flags
-that bench/sample_bench.c and ci/gpu-sample-check pass to each. Kept apart from common.py, which needs
+that bench/sample_bench.c and ci/gpu-sample-check pass to each, and the CUDA graph capture (which
+common.py's top-k peers use too). Kept apart from common.py, which needs
 NumPy at import, so that a sampling peer still skips with its own message where NumPy or torch is missing.
 """
 import argparse
@@ -16,20 +17,27 @@ def sample_parser(device):
     return a
 
 
+def capture_graph(torch, call):
+    """A CUDA graph of one call, captured after warming up on a side stream as torch's docs ask; returns
+    (graph, the captured call's result). torch is passed in, so that importing this needs no torch."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            call()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        result = call()
+    return graph, result
+
+
 def print_graph_us(name, torch, run, reps):
     """Times run() replayed as a CUDA graph (CUDA events, median of reps replays) and prints "NAME graph_us X":
     the GPU's time without Python's, which the synchronous median ("median_us") includes. Printed apart, so
     sample-bench's ratio stays the synchronous call's; a step that cannot be captured is said, not fatal."""
     try:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                run()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            run()
+        graph, _ = capture_graph(torch, run)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         replays = []
         for _ in range(reps):
