@@ -11,11 +11,13 @@ its indices must point at them (torch may break ties otherwise).
         torch.cuda.synchronize()) wall times, "events" the mean of back-to-back calls between CUDA events.
         FlashInfer: `import flashinfer` when that works, else bench/peers/flashinfer_shim.py (its kernels
         through ctypes) when its available() says so, else the column is skipped; the header says which ran.
-Overhead: overhead = median(time of the Python call) - median(time of the same C call made directly through
-ctypes with the same pointers, no checks, no wait), on the smallest call (1 x 8 fp32, k = 1: the reference
-backend on the CPU, ~1 us of C work; the offload backend on CUDA), same process. Each variant is timed in
-rounds of many back-to-back calls, the rounds of all variants interleaved; the median round counts. Clock:
-CPU time of this thread on the CPU (other processes do not count), wall time on CUDA (waits are real).
+Overhead: the time of the Python call minus that of the same C call made directly through ctypes with the
+same pointers (no checks, no wait), on the smallest call (1 x 8 fp32, k = 1: the reference backend on the
+CPU, ~1 us of C work; the offload backend on CUDA), same process. Each variant is timed in rounds of many
+back-to-back calls, the rounds of all variants interleaved; the overhead is the median over rounds of the
+difference within a round. Clock: CPU time of this thread on the CPU (other processes do not count), wall
+time on CUDA (waits are real). On CUDA with the C path, its parts follow: the call with the stream wait
+made a no-op, the driver's query alone, and host work added after a direct call (which costs its own time).
 The breakdown times each part of the binding's call alone: argument checks, output allocation, and on
 CUDA the wait for torch's stream (idle, and after a queued kernel) against torch's own synchronisation.
 The binding's path: topk._fast (C) when it is built, and then the same measurement once more with the Python
@@ -134,9 +136,11 @@ def selection(args, torch, topk):
     return rows
 
 
-def timed_rounds(variants, clock, sync, calls, rounds):
+def timed_rounds(variants, clock, sync, calls, rounds, paired=None):
     """{name: median over rounds of the mean time of one call, in us}; variants: {name: (call, calls or None)}.
-    The rounds of all variants are interleaved, so a change of load on the machine hits all of them alike."""
+    The rounds of all variants are interleaved, so a change of load on the machine hits all of them alike.
+    paired: {label: (name, baseline name)}: also the median over rounds of (name - baseline) of the same
+    round, under that label (a drift between rounds cancels in each difference)."""
     samples = {name: [] for name in variants}
     for name, (call, _) in variants.items():  # warm up
         for _ in range(20):
@@ -150,7 +154,67 @@ def timed_rounds(variants, clock, sync, calls, rounds):
             for _ in range(n):
                 call()
             samples[name].append((clock() - t0) / n * 1e6)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    times = {name: statistics.median(values) for name, values in samples.items()}
+    for label, (name, baseline) in (paired or {}).items():
+        times[label] = statistics.median(a - b for a, b in zip(samples[name], samples[baseline]))
+    return times
+
+
+def c_path_parts(torch, topk, x, values, indices, dev, select, ctx, flags, pointers, count, rounds):
+    """Where the C path's overhead on CUDA tensors goes: the same call with the stream wait swapped for a
+    no-op, the driver's query alone and after a direct call, and the C path on CPU tensors of this host's
+    torch (its attribute reads without CUDA). Wall time, rounds interleaved as in overhead()."""
+    import ctypes
+    from topk import _cuda
+    from topk._backends import context
+    px, pv, pi = pointers
+    wait = _cuda.ensure()
+    driver = ctypes.CDLL("libcuda.so.1")
+    query = driver.cuStreamQuery
+    query.argtypes, query.restype = [ctypes.c_void_p], ctypes.c_int
+    raw_stream = torch._C._cuda_getCurrentRawStream
+    xc, vc, ic = x.cpu(), values.cpu(), indices.cpu()
+    ref, cpx, cpv, cpi = context("reference", None), xc.data_ptr(), vc.data_ptr(), ic.data_ptr()
+
+    def spin_1us():
+        end = time.perf_counter() + 1e-6
+        while time.perf_counter() < end:
+            pass
+
+    def no_wait_call():
+        _cuda.wait = lambda device: None
+        try:
+            topk.topk(x, 1, backend="offload", out=(values, indices))
+        finally:
+            _cuda.wait = wait
+
+    variants = {
+        "direct ctypes topk_select": (lambda: select(ctx, px, 0, 1, 8, 8, 1, flags, pv, pi), None),
+        "topk.topk(x, 1, out=...)": (lambda: topk.topk(x, 1, backend="offload", out=(values, indices)), None),
+        "  the same, the wait a Python no-op": (no_wait_call, None),
+        "direct + cuStreamQuery(raw stream), ctypes":
+            (lambda: (select(ctx, px, 0, 1, 8, 8, 1, flags, pv, pi), query(raw_stream(dev))), None),
+        "direct + 1 us of busy CPU":
+            (lambda: (select(ctx, px, 0, 1, 8, 8, 1, flags, pv, pi), spin_1us()), None),
+        "cuStreamQuery(raw stream) alone, ctypes": (lambda: query(raw_stream(dev)), None),
+        "binding's wait alone": (lambda: wait(dev), None),
+        "CPU tensors: direct ctypes, reference backend":
+            (lambda: select(ref, cpx, 0, 1, 8, 8, 1, 0, cpv, cpi), None),
+        "CPU tensors: topk.topk(x, 1, out=...), reference":
+            (lambda: topk.topk(xc, 1, backend="reference", out=(vc, ic)), None),
+    }
+    times = timed_rounds(variants, time.perf_counter, torch.cuda.synchronize, count, rounds)
+    print(f"C path on CUDA tensors, part by part (wall time, median of {rounds} rounds of {count} calls):")
+    for name, us in times.items():
+        print(f"  {name:56} {us:8.2f} us")
+    side = torch.cuda.Stream(dev)  # torch's current stream a created one, not the legacy default stream
+    with torch.cuda.stream(side):
+        names = ("direct ctypes topk_select", "topk.topk(x, 1, out=...)", "cuStreamQuery(raw stream) alone, ctypes")
+        side_variants = {name: variants[name] for name in names}
+        times = timed_rounds(side_variants, time.perf_counter, torch.cuda.synchronize, count, rounds)
+    print(f"the same with torch's current stream a created one (handle {side.cuda_stream:#x}):")
+    for name, us in times.items():
+        print(f"  {name:56} {us:8.2f} us")
 
 
 def overhead(args, torch, topk):
@@ -213,7 +277,10 @@ def overhead(args, torch, topk):
     if args.quick:
         rounds = max(5, rounds // 3)
     from topk import select as select_module
-    times = timed_rounds(calls, clock, sync, count, rounds)
+    direct_name = "direct ctypes topk_select"
+    times = timed_rounds(calls, clock, sync, count, rounds,
+                         paired={"with out=": ("topk.topk(x, 1, out=...)", direct_name),
+                                 "allocating": ("topk.topk(x, 1)", direct_name)})
     # the breakdown is the Python path's parts: printed by the run without topk._fast
     part_times = timed_rounds(parts, clock, sync, count * 5, rounds) if select_module._fast_topk is None else None
     how = _cuda.ensure().how if cuda else "none (host data)"
@@ -221,14 +288,15 @@ def overhead(args, torch, topk):
             "Python (ctypes; TOPK_PY_FAST=0 or no topk._fast)")
     print(f"\nbinding overhead, {path} path, 1 x 8 fp32, k = 1, {backend} backend, {args.device} tensors ({what}, "
           f"median of {rounds} rounds of {count} calls); stream wait: {how}")
+    with_out, allocating = times.pop("with out="), times.pop("allocating")
     for name, us in times.items():
         print(f"  {name:56} {us:8.2f} us")
-    direct = times["direct ctypes topk_select"]
-    with_out, allocating = times["topk.topk(x, 1, out=...)"] - direct, times["topk.topk(x, 1)"] - direct
-    print(f"  overhead with out=: {times['topk.topk(x, 1, out=...)']:.2f} - {direct:.2f} = {with_out:.2f} us "
-          f"(goal < {GOAL_US:g}: {'met' if with_out < GOAL_US else 'MISSED'}); allocating the outputs: "
-          f"{times['topk.topk(x, 1)']:.2f} - {direct:.2f} = {allocating:.2f} us")
+    print(f"  overhead with out= (median of the rounds' differences topk.topk(x, 1, out=...) - direct): "
+          f"{with_out:.2f} us (goal < {GOAL_US:g}: {'met' if with_out < GOAL_US else 'MISSED'}); "
+          f"allocating the outputs: {allocating:.2f} us")
     if part_times is None:
+        if cuda:
+            c_path_parts(torch, topk, x, values, indices, dev, select, ctx, flags, (px, pv, pi), count, rounds)
         return times, part_times
     print(f"breakdown, each part alone ({what}, median of {rounds} rounds of {count * 5} calls):")
     for name, us in part_times.items():

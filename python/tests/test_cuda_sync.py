@@ -16,8 +16,9 @@ SUCCESS, NOT_READY = _cuda.CUDA_SUCCESS, _cuda.CUDA_ERROR_NOT_READY
 class FakeDriver:
     """Records every call; query answers from `answers` (default: idle), synchronize from `sync_answer`."""
 
-    def __init__(self, stream=0x7f00, current=0, answers=(), sync_answer=SUCCESS):
+    def __init__(self, stream=0x7f00, current=0, answers=(), sync_answer=SUCCESS, one_device=False):
         self.stream, self.current, self.answers, self.sync_answer = stream, current, list(answers), sync_answer
+        self.one_device = one_device
         self.log = []
 
     def raw_stream(self, device):
@@ -40,7 +41,8 @@ class FakeDriver:
         self.log.append(("fallback", device))
 
     def waiter(self):
-        return _cuda.make_waiter(self.raw_stream, self.current_device, self.query, self.synchronize, self.fallback)
+        return _cuda.make_waiter(self.raw_stream, self.current_device, self.query, self.synchronize, self.fallback,
+                                 self.one_device)
 
     def calls(self):
         return [entry[0] for entry in self.log]
@@ -76,6 +78,14 @@ def test_default_stream_needs_the_tensors_device_current(handle):
     assert other.calls() == ["raw_stream", "current_device", "fallback"]  # torch switches device, syncs
 
 
+@pytest.mark.parametrize("handle", [0, 1, 2])
+def test_one_device_needs_no_current_device_check(handle):
+    """With one CUDA device in the process, the current context can only be that device's."""
+    driver = FakeDriver(stream=handle, current=0, one_device=True)
+    driver.waiter()(0)
+    assert driver.calls() == ["raw_stream", "query"]
+
+
 def test_other_streams_are_queried_on_any_device():
     driver = FakeDriver(stream=0x5555, current=0)
     driver.waiter()(3)
@@ -92,7 +102,7 @@ def fake_torch(raw=True):
         def synchronize(self):
             log.append(("torch synchronize", self.device))
 
-    cuda = types.SimpleNamespace(current_stream=Stream, current_device=lambda: 0)
+    cuda = types.SimpleNamespace(current_stream=Stream, current_device=lambda: 0, device_count=lambda: 2)
     c = types.SimpleNamespace(_cuda_getDevice=lambda: 0)
     if raw:
         c._cuda_getCurrentRawStream = lambda device: 0x4321
@@ -137,6 +147,18 @@ def test_driver_waiter_uses_torchs_raw_stream(raw):
     assert log == [("query", handle), ("synchronize", handle)]
 
 
+@pytest.mark.parametrize("count", [1, 2])
+def test_driver_waiter_knows_a_single_device(count):
+    fake, log = fake_torch()
+    fake.cuda.device_count = lambda: count
+    driver = types.SimpleNamespace(cuStreamQuery=FakeFunction("query", log),
+                                   cuStreamSynchronize=FakeFunction("synchronize", log))
+    fake._C._cuda_getCurrentRawStream = lambda device: 0  # the default stream
+    fake._C._cuda_getDevice = lambda: log.append(("current_device",)) or 0
+    _cuda.driver_waiter(fake, load=lambda: driver)(0)
+    assert log == ([] if count == 1 else [("current_device",)]) + [("query", 0)]
+
+
 def test_call_order_on_cuda_data(monkeypatch):
     """allocate the outputs, wait for torch's stream, then call libtopk with device pointers (topk._arrays:
     the wait also covers kernels still using the memory the outputs were just given)."""
@@ -167,7 +189,7 @@ def test_call_order_on_cuda_data(monkeypatch):
         log.append(("topk_softmax", rest[-2] & TOPK_DEVICE_POINTERS))
         return 0
 
-    monkeypatch.setattr(select, "_fast_topk", None)  # the C path's own order: test_fast.py
+    monkeypatch.setattr(topk, "topk", select._python_topk)  # the C path's own order: test_fast.py
     monkeypatch.setattr(kind, "rows2d", rows2d)
     monkeypatch.setattr(kind, "empty_pair", empty_pair)
     monkeypatch.setattr(kind, "empty", empty)

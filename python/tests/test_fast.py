@@ -25,13 +25,51 @@ def test_the_setting_is_honoured():
         assert FAST is not None  # 1 or a path: required
 
 
+@needs_fast
+def test_the_entry_is_topk():
+    """topk.topk is the C entry, with the Python function's signature and docstring."""
+    import inspect
+    assert topk.topk is select.topk and topk.topk is not select._python_topk
+    assert inspect.signature(topk.topk) == inspect.signature(select._python_topk)
+    assert topk.topk.__doc__ == select._python_topk.__doc__
+
+
+@needs_fast
+@pytest.mark.parametrize("call", [
+    lambda x: topk.topk(x, 2, -1, True, None),
+    lambda x: topk.topk(x, 2, dim=-1, largest=False, backend="reference"),
+    lambda x: topk.topk(x, 2, backend="cpu", copy=True, largest=True),
+    lambda x: topk.topk(x, k=2),
+    lambda x: topk.topk(x=x, k=2),
+    lambda x: topk.topk(x, 2, **{"la" + "rgest": False}),  # a keyword name that is not interned
+])
+def test_the_entrys_arguments_are_the_python_functions(call):
+    x = X.copy()
+    assert_same_bits(call(x).values, python_path(lambda: call(x)).values)
+
+
+@needs_fast
+@pytest.mark.parametrize("call", [
+    lambda x: topk.topk(x),
+    lambda x: topk.topk(),
+    lambda x: topk.topk(x, 2, -1, True, None, None),
+    lambda x: topk.topk(x, 2, -1, dim=-1),
+    lambda x: topk.topk(x, 2, largest=True, colour="red"),
+    lambda x: topk.topk(x, 2, x=x),
+])
+def test_wrong_calls_raise_the_python_functions_error(call):
+    x = X.copy()
+    ours, theirs = outcome(lambda: call(x)), python_path(lambda: outcome(lambda: call(x)))
+    assert ours[0] == theirs[0] == "error" and ours[1][0] is theirs[1][0] is TypeError
+
+
 def python_path(call):
-    """call() with the C path off."""
-    saved, select._fast_topk = select._fast_topk, None
+    """call() with the C path off: topk.topk the Python function."""
+    saved, topk.topk = topk.topk, select._python_topk
     try:
         return call()
     finally:
-        select._fast_topk = saved
+        topk.topk = saved
 
 
 def outcome(call):
@@ -228,7 +266,7 @@ class fast_library:
     @staticmethod
     def rest():
         from topk._arrays import fast_kind
-        return select.TopK, _backends._contexts, raise_for, fast_kind, _cuda
+        return select.TopK, _backends._contexts, raise_for, fast_kind, _cuda, select._python_topk
 
 
 # ---- The stream wait in C, with a fake driver: a tensor type that says it is on CUDA device 0 -----------
@@ -257,8 +295,9 @@ class FakeDriver:
     """The parts of a driver wait (topk._cuda.driver_waiter's c_parts) as logging fakes; query and synchronize
     are C functions (ctypes callbacks), as libcuda's are."""
 
-    def __init__(self, stream=0x7f00, current=0, answers=(), sync_answer=SUCCESS):
+    def __init__(self, stream=0x7f00, current=0, answers=(), sync_answer=SUCCESS, one_device=False):
         self.stream, self.current, self.answers, self.sync_answer = stream, current, list(answers), sync_answer
+        self.one_device = one_device
         self.query = STREAM_FN(self._query)
         self.synchronize = STREAM_FN(self._synchronize)
 
@@ -284,7 +323,7 @@ class FakeDriver:
 
         python_wait.c_parts = (raw_stream, current_device, ctypes.cast(self.query, ctypes.c_void_p).value,
                                ctypes.cast(self.synchronize, ctypes.c_void_p).value,
-                               lambda device: LOG.append(("fallback", device)))
+                               lambda device: LOG.append(("fallback", device)), self.one_device)
         return python_wait
 
 
@@ -350,6 +389,13 @@ def test_default_stream_needs_the_tensors_device_current(fake_cuda, handle):
     assert [entry[0] for entry in same] == ["allocate", "raw_stream", "current_device", "query", "topk_select"]
     other = fake_cuda(FakeDriver(stream=handle, current=1))
     assert [entry[0] for entry in other] == ["allocate", "raw_stream", "current_device", "fallback", "topk_select"]
+
+
+@needs_fast
+@pytest.mark.parametrize("handle", [0, 1, 2])
+def test_one_device_needs_no_current_device_check(fake_cuda, handle):
+    log = fake_cuda(FakeDriver(stream=handle, current=0, one_device=True))
+    assert [entry[0] for entry in log] == ["allocate", "raw_stream", "query", "topk_select"]
 
 
 @needs_fast

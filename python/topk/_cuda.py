@@ -16,7 +16,8 @@ The default stream's handle is 0, which the driver (like the runtime) reads in t
 current context; torch's call first makes the tensor's device current when it is not. So for the handles
 0, 1 and 2 (default, legacy, per-thread) wait() takes the driver's way only when torch's current device is
 the tensor's (torch._C._cuda_getDevice), where torch's call would not switch either, and else falls back;
-other handles name their stream whatever the current context. Calls that wait cannot be captured in a
+in a process that sees one CUDA device the two are the same device, and that check (0.2 us) is skipped.
+Other handles name their stream whatever the current context. Calls that wait cannot be captured in a
 CUDA graph (a query or a synchronisation breaks a capture).
 """
 import ctypes
@@ -26,15 +27,15 @@ CUDA_SUCCESS = 0
 CUDA_ERROR_NOT_READY = 600
 
 
-def make_waiter(raw_stream, current_device, query, synchronize, fallback):
+def make_waiter(raw_stream, current_device, query, synchronize, fallback, one_device=False):
     """wait(device) made of these functions (driver_waiter passes the real ones, tests pass fakes):
       raw_stream(device)  the handle (an int) of torch's current stream on the device
-      current_device()    torch's current CUDA device
+      current_device()    torch's current CUDA device (not called when one_device: the process sees one)
       query(handle)       cuStreamQuery's CUresult; synchronize(handle): cuStreamSynchronize's
       fallback(device)    torch's own synchronisation of its current stream on the device"""
     def wait(device):
         stream = raw_stream(device)
-        if stream <= 2 and current_device() != device:  # read in the current context: let torch switch
+        if stream <= 2 and not one_device and current_device() != device:  # read in the current context
             return fallback(device)
         status = query(stream)
         if status == CUDA_SUCCESS:
@@ -73,11 +74,12 @@ def driver_waiter(torch, load=_load_driver):
         return fallback
     query.argtypes = synchronize.argtypes = [ctypes.c_void_p]
     query.restype = synchronize.restype = ctypes.c_int
-    wait = make_waiter(raw_stream, current_device, query, synchronize, fallback)
+    one_device = torch.cuda.device_count() == 1  # fixed for the life of the process (CUDA_VISIBLE_DEVICES)
+    wait = make_waiter(raw_stream, current_device, query, synchronize, fallback, one_device)
     if isinstance(query, ctypes._CFuncPtr) and isinstance(synchronize, ctypes._CFuncPtr):
         # the same wait, step for step, in topk._fast (C) when that is in use: the driver's addresses
         address = ctypes.cast(query, ctypes.c_void_p).value, ctypes.cast(synchronize, ctypes.c_void_p).value
-        wait.c_parts = (raw_stream, current_device) + address + (fallback,)
+        wait.c_parts = (raw_stream, current_device) + address + (fallback, one_device)
     return wait
 
 

@@ -1,7 +1,10 @@
 /* topk._fast: the common call of topk.topk() in one C function, to cut the binding's own cost per call.
  *
- * topk(x, k, dim, largest, backend, out) serves a 2-D NumPy array or PyTorch tensor (CPU or CUDA) whose
- * rows libtopk reads in place, with dim=-1 and out= absent or right: it reads the array's attributes the
+ * init() returns topk.topk itself (topk_entry): a C function with the Python function's arguments that runs
+ * fast_topk and hands every call it does not serve to the Python function (select._python_topk), so that
+ * the common call makes no Python frame at all.
+ * fast_topk(x, k, dim, largest, backend, out) serves a 2-D NumPy array or PyTorch tensor (CPU or CUDA)
+ * whose rows libtopk reads in place, with dim=-1 and out= absent or right: it reads the array's attributes the
  * way topk/_arrays.py does (shape, dtype, is_cuda/is_cpu, get_device(), stride(), data_ptr(), or NumPy's
  * buffer), allocates the outputs with the allocators that module uses, waits for torch's stream on CUDA
  * data through the driver functions topk/_cuda.py loaded, and calls topk_select through the pointer
@@ -18,6 +21,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 #if PY_VERSION_HEX < 0x030A0000
 static inline PyObject *Py_NewRef(PyObject *o)
@@ -40,9 +44,11 @@ static PyObject *contexts;      /* topk._backends._contexts: (backend, cuda devi
 static PyObject *raise_for;     /* topk._library.raise_for(status) */
 static PyObject *describe_kind; /* topk._arrays.fast_kind(type): the kind of that type as a tuple, or None */
 static PyObject *cuda_module;   /* topk._cuda, whose `wait` is looked up on each call (tests replace it) */
+static PyObject *python_topk;   /* topk.select._python_topk: the calls that fast_topk does not serve */
+static PyObject *minus_one;
 
 static PyObject *s_shape, *s_dtype, *s_is_cuda, *s_is_cpu, *s_get_device, *s_stride, *s_data_ptr, *s_is_contiguous,
-    *s_wait, *s_c_parts;
+    *s_wait, *s_c_parts, *s_dim, *s_largest, *s_backend, *s_out, *s_copy;
 
 /* One array library (topk._arrays' _NumpyKind or _TorchKind) as seen from one exact type. */
 typedef struct {
@@ -65,6 +71,7 @@ static int nkinds;
 /* The wait in use (topk._cuda.wait) when it is the driver's: its parts, so that it runs here. */
 static PyObject *known_wait, *raw_stream, *current_device, *wait_fallback;
 static stream_fn stream_query, stream_synchronize;
+static int one_device; /* the process sees one CUDA device: the default stream's handle can only mean its */
 
 static PyObject *none_or(PyObject *o) { return o == Py_None ? NULL : o; }
 
@@ -408,12 +415,15 @@ done:
 }
 
 /* Takes the parts of a driver wait (its c_parts: raw_stream, current_device, cuStreamQuery's and
- * cuStreamSynchronize's addresses, fallback); -1 when it has none (another wait: it is called as it is). */
+ * cuStreamSynchronize's addresses, fallback, one_device); -1 when it has none (another wait: it is called as
+ * it is). */
 static int learn_wait(PyObject *wait)
 {
     PyObject *parts = PyObject_GetAttr(wait, s_c_parts), *raw, *current, *fallback;
     unsigned long long query, synchronize;
-    if (parts == NULL || !PyArg_ParseTuple(parts, "OOKKO", &raw, &current, &query, &synchronize, &fallback) ||
+    int single;
+    if (parts == NULL ||
+        !PyArg_ParseTuple(parts, "OOKKOp", &raw, &current, &query, &synchronize, &fallback, &single) ||
         query == 0 || synchronize == 0) {
         Py_XDECREF(parts);
         PyErr_Clear();
@@ -425,6 +435,7 @@ static int learn_wait(PyObject *wait)
     Py_XSETREF(known_wait, Py_NewRef(wait));
     stream_query = (stream_fn)(uintptr_t)query;
     stream_synchronize = (stream_fn)(uintptr_t)synchronize;
+    one_device = single;
     Py_DECREF(parts);
     return 0;
 }
@@ -459,7 +470,7 @@ static int wait_stream(PyObject *cuda)
         PyErr_Clear();
         return call_status(wait_fallback, cuda);
     }
-    if (handle <= 2) { /* the default stream, read in the current context: let torch switch device */
+    if (handle <= 2 && !one_device) { /* the default stream, read in the current context: let torch switch */
         PyObject *current = PyObject_CallNoArgs(current_device);
         int other = current != NULL ? PyObject_RichCompareBool(current, cuda, Py_NE) : -1;
         Py_XDECREF(current);
@@ -565,14 +576,80 @@ done:
     return result;
 }
 
-/* init(topk_select's address, TopK, _backends._contexts, _library.raise_for, _arrays.fast_kind, topk._cuda) */
+/* Which of topk()'s optional arguments a keyword names: 2 dim, 3 largest, 4 backend, 5 out, 6 copy; -1 for
+ * any other (x and k too: such calls are left to the Python function). */
+static int keyword_slot(PyObject *name)
+{
+    PyObject *const known[] = {s_dim, s_largest, s_backend, s_out, s_copy};
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 5; i++)
+            if (pass == 0 ? name == known[i] : PyUnicode_Compare(name, known[i]) == 0)
+                return i + 2;
+    PyErr_Clear();
+    return -1;
+}
+
+/* topk.topk itself while topk._fast is in use (init() makes it): the Python function's arguments and
+ * defaults, without its frame. A call that fast_topk does not serve goes to the Python function as it
+ * came, which gives the usual result or exception (a TypeError for a wrong call too). copy is accepted and
+ * ignored: fast_topk only serves inputs it reads in place, where copy changes nothing. */
+static PyObject *topk_entry(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    (void)self;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *a[7] = {NULL, NULL, minus_one, Py_True, Py_None, Py_None, Py_False};
+    unsigned given = 0;
+    if (nargs < 2 || nargs > 5)
+        goto python;
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        a[i] = args[i];
+    for (Py_ssize_t j = 0; j < nkw; j++) {
+        int slot = keyword_slot(PyTuple_GET_ITEM(kwnames, j));
+        if (slot < nargs || (given >> slot & 1)) /* unknown, or given twice */
+            goto python;
+        given |= 1u << slot;
+        a[slot] = args[nargs + j];
+    }
+    PyObject *result = fast_topk(NULL, a, 6);
+    if (result != Py_None)
+        return result; /* the result, or NULL with the exception set */
+    Py_DECREF(result);
+python:
+    return PyObject_Vectorcall(python_topk, args, nargsf, kwnames);
+}
+
+static PyMethodDef topk_entry_def = {"topk", (PyCFunction)(void (*)(void))topk_entry, METH_FASTCALL | METH_KEYWORDS,
+                                     NULL};
+
+/* The entry's __doc__: a signature line for inspect, then the Python function's own docstring. Made once:
+ * every function made from topk_entry_def points at it. */
+static int set_entry_doc(PyObject *function)
+{
+    static const char signature[] = "topk(x, k, dim=-1, largest=True, backend=None, *, out=None, copy=False)\n--\n\n";
+    if (topk_entry_def.ml_doc != NULL)
+        return 0;
+    PyObject *doc = PyObject_GetAttrString(function, "__doc__");
+    const char *text = doc != NULL && PyUnicode_Check(doc) ? PyUnicode_AsUTF8(doc) : "";
+    char *whole = text != NULL ? PyMem_RawMalloc(sizeof signature + strlen(text)) : NULL;
+    if (whole != NULL) {
+        memcpy(whole, signature, sizeof signature - 1);
+        strcpy(whole + sizeof signature - 1, text);
+        topk_entry_def.ml_doc = whole;
+    }
+    Py_XDECREF(doc);
+    PyErr_Clear();
+    return 0;
+}
+
+/* init(topk_select's address, TopK, _backends._contexts, _library.raise_for, _arrays.fast_kind, topk._cuda,
+ * select._python_topk): the entry, a new topk function (topk_entry). */
 static PyObject *fast_init(PyObject *self, PyObject *args)
 {
     (void)self;
     unsigned long long address;
-    PyObject *type, *ctxs, *raiser, *describer, *cuda;
-    if (!PyArg_ParseTuple(args, "KO!O!OOO:init", &address, &PyType_Type, &type, &PyDict_Type, &ctxs, &raiser,
-                          &describer, &cuda))
+    PyObject *type, *ctxs, *raiser, *describer, *cuda, *python;
+    if (!PyArg_ParseTuple(args, "KO!O!OOOO:init", &address, &PyType_Type, &type, &PyDict_Type, &ctxs, &raiser,
+                          &describer, &cuda, &python))
         return NULL;
     if (address == 0 || !PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
         PyErr_SetString(PyExc_ValueError, "topk._fast.init: no topk_select, or TopK is not a tuple type");
@@ -583,14 +660,20 @@ static PyObject *fast_init(PyObject *self, PyObject *args)
     Py_XSETREF(raise_for, Py_NewRef(raiser));
     Py_XSETREF(describe_kind, Py_NewRef(describer));
     Py_XSETREF(cuda_module, Py_NewRef(cuda));
+    Py_XSETREF(python_topk, Py_NewRef(python));
     topk_select = (select_fn)(uintptr_t)address;
-    Py_RETURN_NONE;
+    set_entry_doc(python);
+    PyObject *module_name = PyUnicode_FromString("topk");
+    PyObject *entry = module_name ? PyCFunction_NewEx(&topk_entry_def, NULL, module_name) : NULL;
+    Py_XDECREF(module_name);
+    return entry;
 }
 
 static PyMethodDef methods[] = {
     {"topk", (PyCFunction)(void (*)(void))fast_topk, METH_FASTCALL,
      "topk(x, k, dim, largest, backend, out): topk.topk's common call, or None for the Python path"},
-    {"init", fast_init, METH_VARARGS, "init(select_address, TopK, contexts, raise_for, fast_kind, cuda_module)"},
+    {"init", fast_init, METH_VARARGS,
+     "init(select_address, TopK, contexts, raise_for, fast_kind, cuda_module, python_topk) -> topk.topk's entry"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -604,9 +687,13 @@ PyMODINIT_FUNC PyInit__fast(void)
         const char *text;
     } names[] = {{&s_shape, "shape"}, {&s_dtype, "dtype"}, {&s_is_cuda, "is_cuda"}, {&s_is_cpu, "is_cpu"},
                  {&s_get_device, "get_device"}, {&s_stride, "stride"}, {&s_data_ptr, "data_ptr"},
-                 {&s_is_contiguous, "is_contiguous"}, {&s_wait, "wait"}, {&s_c_parts, "c_parts"}};
+                 {&s_is_contiguous, "is_contiguous"}, {&s_wait, "wait"}, {&s_c_parts, "c_parts"},
+                 {&s_dim, "dim"}, {&s_largest, "largest"}, {&s_backend, "backend"}, {&s_out, "out"},
+                 {&s_copy, "copy"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (*names[i].name == NULL && (*names[i].name = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;
+    if (minus_one == NULL && (minus_one = PyLong_FromLong(-1)) == NULL)
+        return NULL;
     return PyModule_Create(&module);
 }

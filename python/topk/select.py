@@ -2,9 +2,10 @@
 
 The common call (a 2-D NumPy array or torch tensor read in place, dim=-1, with or without a right out=)
 is served by the C extension topk._fast when it was built (python/topk/_fast.c: the same checks, the same
-allocators, the same stream wait and the same topk_select, in one C call); it returns None for anything
-else, and the Python path below answers. TOPK_PY_FAST=0 turns the extension off, TOPK_PY_FAST=1 requires
-it (an ImportError if it is not there), and a path loads that file (the CMake build's, for its tests).
+allocators, the same stream wait and the same topk_select, in one C call). topk is then a C function with
+_python_topk's arguments and docstring, which hands every call it does not serve to _python_topk as it
+came. TOPK_PY_FAST=0 turns the extension off (topk is _python_topk), TOPK_PY_FAST=1 requires it (an
+ImportError if it is not there), and a path loads that file (the CMake build's, for its tests).
 """
 import ctypes
 import importlib.util
@@ -39,24 +40,24 @@ def _import_fast(setting):
 
 
 def _fast_path():
-    """topk._fast.topk, handed what it needs, or None (see the module's docstring)."""
+    """(topk._fast.topk, the C entry that init() makes), handed what they need, or (None, None) (see the
+    module's docstring). topk._fast.topk(x, k, dim, largest, backend, out) is the served call alone: None
+    when it does not serve it (the tests compare it with the Python path)."""
     setting = os.environ.get("TOPK_PY_FAST", "")
     if setting == "0" or not isinstance(_select, ctypes._CFuncPtr):  # off, or a libtopk without topk_select
-        return None
+        return None, None
     try:
         fast = _import_fast(setting)
     except ImportError as error:
         if setting:
             raise ImportError(f"topk: TOPK_PY_FAST={setting} but the C fast path cannot be loaded: {error}") from error
-        return None
-    fast.init(ctypes.cast(_select, ctypes.c_void_p).value, TopK, _backends._contexts, raise_for, fast_kind, _cuda)
-    return fast.topk
+        return None, None
+    entry = fast.init(ctypes.cast(_select, ctypes.c_void_p).value, TopK, _backends._contexts, raise_for, fast_kind,
+                      _cuda, _python_topk)
+    return fast.topk, entry
 
 
-_fast_topk = _fast_path()
-
-
-def topk(x, k, dim=-1, largest=True, backend=None, *, out=None, copy=False):
+def _python_topk(x, k, dim=-1, largest=True, backend=None, *, out=None, copy=False):
     """The k largest (largest=False: smallest) entries along `dim` of x, best first: TopK(values, indices).
 
     x: a NumPy array (float32, float16, or ml_dtypes' bfloat16) or a PyTorch tensor (float32, float16,
@@ -71,10 +72,6 @@ def topk(x, k, dim=-1, largest=True, backend=None, *, out=None, copy=False):
     makes one contiguous copy first. Outputs for dim != -1 are views of row-major results.
     Values do not carry gradients.
     """
-    if _fast_topk is not None:
-        result = _fast_topk(x, k, dim, largest, backend, out)
-        if result is not None:
-            return result
     kind = _by_type.get(type(x))
     rows2d = kind.rows2d(x) if kind is not None and dim == -1 else None
     if rows2d is not None:  # the common case, described in one step
@@ -113,3 +110,8 @@ def topk(x, k, dim=-1, largest=True, backend=None, *, out=None, copy=False):
     if m is not None and m.dim != -1:
         return TopK(m.restore(values), m.restore(indices))
     return _new_tuple(TopK, (values, indices))
+
+
+_fast_topk, topk = _fast_path()
+if topk is None:
+    topk = _python_topk
