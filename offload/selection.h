@@ -129,12 +129,128 @@ TOPK_INLINE void selection_start(team *t, selection *s)
     team_barrier();
 }
 
+TOPK_INLINE float float_of_bits(uint32_t bits)
+{
+    float f;
+    __builtin_memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* A cheap first test of an element against the floor that lets through a superset of the passing
+ * elements (as the cpu backend's filter does, src/cpu_select.c). fp32 and bf16 compare as floats with the
+ * floor's value: "not below it" holds for every larger value, for ties, for +0.0 against -0.0 and for NaN
+ * (an unordered compare is false); for the smallest both sides are negated. fp16 compares its key as a
+ * signed 16-bit number, NaN apart. A floor that is NaN's key (or the start's, which maps to NaN) lets
+ * everything through. */
+typedef struct prefilter {
+    float bar;          /* fp32, bf16: the floor's value (negated for the smallest) */
+    int32_t signed_bar; /* fp16: the floor's key, top bit flipped, as a signed number */
+    int32_t signed_flip;
+    uint32_t negate; /* the sign bits to flip in a 32-bit word of elements, for the smallest */
+} prefilter;
+
+TOPK_INLINE prefilter prefilter_of(stream st, uint64_t floor)
+{
+    uint32_t flipped = (uint32_t)(floor >> 32), key = flipped ^ st.flip; /* the floor's key, unflipped */
+    prefilter f;
+    if (st.kind == WAVE_F32) {
+        f.bar = float_of_bits((key & 0x80000000u ? key ^ 0x80000000u : ~key) ^ (st.flip & 0x80000000u));
+        f.negate = st.flip & 0x80000000u;
+    } else {
+        f.bar = float_of_bits(((key & 0x8000u ? key ^ 0x8000u : ~key) ^ (st.flip & 0x8000u)) << 16);
+        f.negate = (st.flip & 0x8000u) * 0x10001u;
+    }
+    f.signed_bar = (int16_t)(flipped ^ 0x8000u);
+    f.signed_flip = (int16_t)st.flip;
+    return f;
+}
+
+/* Whether lane l of a slot may reach the floor. */
+TOPK_INLINE bool may_pass(stream st, prefilter f, topk_u32x4 v, int l)
+{
+    switch (st.kind) {
+    case WAVE_F32: return !(float_of_bits(v[l & 3] ^ f.negate) < f.bar);
+    case WAVE_BF16: {
+        uint32_t word = v[(l / 2) & 3] ^ f.negate;
+        return !(float_of_bits(l % 2 ? word & 0xFFFF0000u : word << 16) < f.bar);
+    }
+    default: {
+        uint32_t bits = v[(l / 2) & 3] >> (16 * (l % 2)) & 0xFFFFu;
+        int32_t signed_key = (int16_t)(bits ^ ((0u - (bits >> 15)) & 0x7FFFu)) ^ f.signed_flip;
+        return (signed_key >= f.signed_bar) | ((bits & 0x7FFFu) > 0x7C00u); /* or NaN */
+    }
+    }
+}
+
+/* The thread's candidates in a wave of elements: bit 8 j + l for lane l of slot j when that lane may
+ * reach the floor, and for every lane of an edge slot (lanes outside this part are sorted out later).
+ * Branch-free, so that the compares of all lanes issue together. */
+TOPK_INLINE uint32_t candidates(const team *t, stream st, wave w, uint64_t floor, uint32_t k)
+{
+    /* a chunk's first wave, where everything passes; a k that lets many through every wave */
+    if (floor <= 1 || k > TOPK_CANDIDATES_K_MOST) return ~0u;
+    prefilter f = prefilter_of(st, floor);
+    uint32_t mask = 0;
+    _Pragma("unroll")
+    for (int j = 0; j < TOPK_SLOTS; j++) {
+        int64_t slot = w.first + (int64_t)j * t->nt, e = slot * st.per - st.head;
+        uint32_t lanes = 0;
+        _Pragma("unroll")
+        for (int l = 0; l < 8; l++)
+            if (l < st.per) lanes |= (uint32_t)may_pass(st, f, w.v[j], l) << l;
+        if (e < 0 || e + st.per > st.count) lanes = (1u << st.per) - 1;
+        mask |= slot < st.end ? lanes << (8 * j) : 0;
+    }
+    return mask;
+}
+
+TOPK_INLINE uint32_t word_at(topk_u32x4 v, int i) { return i == 0 ? v[0] : i == 1 ? v[1] : i == 2 ? v[2] : v[3]; }
+
+/* The composite of candidate bit b (candidates()), as wave_get makes it, with the slot and the word picked
+ * by selects rather than by indexing the wave's registers with a variable (which would put them in local
+ * memory). */
+TOPK_INLINE uint64_t candidate_composite(const team *t, stream s, wave w, int b)
+{
+    int j = b >> 3, l = b & 7;
+    int64_t slot = w.first + (int64_t)j * t->nt;
+    int64_t e = slot * s.per + l - s.head;
+    if (!(slot < s.end && e >= 0 && e < s.count)) return 0;
+    topk_u32x4 v = w.v[0];
+    _Pragma("unroll")
+    for (int i = 1; i < TOPK_SLOTS; i++) v = j == i ? w.v[i] : v;
+    uint32_t key;
+    if (s.kind == WAVE_F32) {
+        key = topk_key_f32(word_at(v, l & 3));
+    } else {
+        uint32_t bits = word_at(v, (l / 2) & 3) >> (16 * (l % 2)) & 0xFFFFu;
+        key = s.kind == WAVE_BF16 ? topk_key_bf16(bits) : topk_key_f16(bits);
+    }
+    return composite(key ^ s.flip, e);
+}
+
+/* Runs BODY for every element c of the thread's slots of a wave that may be >= floor: for 16-bit waves
+ * with a few candidates, only those (a composite each); otherwise every element (a composite each, in
+ * registers): a chunk's first wave, whose floor lets everything through; fp32, whose 4 lanes a slot cost
+ * less than the test (offload/NOTES.md, run 32); candidate lists. */
+#define FOR_EACH_CANDIDATE(t, st, w, floor, k, c, BODY)                                                  \
+    {                                                                                                    \
+        bool each_ = (st).kind == WAVE_LIST || (st).kind == WAVE_F32;                                    \
+        uint32_t mask_ = each_ ? ~0u : candidates(t, st, w, floor, k);                                   \
+        if (__builtin_popcount(mask_) <= TOPK_FEW_CANDIDATES) {                                          \
+            for (; mask_; mask_ &= mask_ - 1) {                                                          \
+                uint64_t c = candidate_composite(t, st, w, __builtin_ctz(mask_));                        \
+                BODY                                                                                     \
+            }                                                                                            \
+        } else {                                                                                         \
+            _Pragma("unroll") for (int j_ = 0; j_ < TOPK_SLOTS; j_++) FOR_EACH_IN_SLOT(t, st, w, j_, c, BODY) \
+        }                                                                                                \
+    }
+
 /* Elements >= floor in the thread's slots of a wave. */
-TOPK_INLINE uint32_t count_passing(const team *t, stream st, wave w, uint64_t floor)
+TOPK_INLINE uint32_t count_passing(const team *t, const selection *s, stream st, wave w)
 {
     uint32_t n = 0;
-    _Pragma("unroll")
-    for (int j = 0; j < TOPK_SLOTS; j++) FOR_EACH_IN_SLOT(t, st, w, j, c, n += c >= floor;)
+    FOR_EACH_CANDIDATE(t, st, w, s->floor, s->k, c, n += c >= s->floor;)
     return n;
 }
 
@@ -148,8 +264,7 @@ TOPK_INLINE void insert_passing(team *t, selection *s, stream st, wave w, uint32
         at = t->m->fill;
         t->m->fill += count;
     }
-    _Pragma("unroll")
-    for (int j = 0; j < TOPK_SLOTS; j++) FOR_EACH_IN_SLOT(t, st, w, j, c, if (c >= s->floor) s->buf[at++] = c;)
+    FOR_EACH_CANDIDATE(t, st, w, s->floor, s->k, c, if (c >= s->floor) s->buf[at++] = c;)
 }
 
 /* Keeps the best k of the buffer and raises the floor to theirs. Needs fill > k. */
@@ -183,13 +298,13 @@ TOPK_INLINE void select_in_union(team *t, selection *s, stream st, wave w)
  * buffer is compacted: the buffer only ever needs room for k plus what one wave adds. */
 TOPK_INLINE void selection_offer(team *t, selection *s, stream st, wave w)
 {
-    uint32_t count = count_passing(t, st, w, s->floor);
+    uint32_t count = count_passing(t, s, st, w);
     uint32_t total = team_sum(t, count);
     if (total == 0) return;
     if (s->fill + total > s->cap || (s->fill == 0 && total > s->k)) {
         select_in_union(t, s, st, w);
         if (s->fill) s->fill = team_keep(t, s->buf, s->fill, s->floor, s->buf);
-        count = count_passing(t, st, w, s->floor);
+        count = count_passing(t, s, st, w);
         total = team_sum(t, count); /* k - fill; its barrier also orders team_keep's reads of m->fill before the inserts */
     }
     insert_passing(t, s, st, w, count);

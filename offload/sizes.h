@@ -13,6 +13,8 @@
 #define TOPK_GROUPS 16        /* the bins, summed 16 at a time to find a digit's bucket quickly */
 #define TOPK_RANK_SORT_MOST 256 /* a root list this short is placed by rank rather than sorted */
 #define TOPK_KEEP 16          /* composites a thread moves per round of a compaction */
+#define TOPK_FEW_CANDIDATES 8 /* a thread with more candidates in a wave makes every composite in registers */
+#define TOPK_CANDIDATES_K_MOST 128 /* above this k, every wave lets enough through that the test costs more */
 
 /* Kernel helpers are inlined into the region: a call would keep the per-thread arrays (a wave of
  * composites) and the team and selection structs in local memory. */
