@@ -141,7 +141,8 @@ TOPK_INLINE float float_of_bits(uint32_t bits)
  * floor's value: "not below it" holds for every larger value, for ties, for +0.0 against -0.0 and for NaN
  * (an unordered compare is false); for the smallest both sides are negated. fp16 compares its key as a
  * signed 16-bit number, NaN apart. A floor that is NaN's key (or the start's, which maps to NaN) lets
- * everything through. */
+ * everything through. Only 16-bit waves use it now (FOR_EACH_CANDIDATE); the fp32 parts are those of the
+ * variant measured in offload/NOTES.md, run 32. */
 typedef struct prefilter {
     float bar;          /* fp32, bf16: the floor's value (negated for the smallest) */
     int32_t signed_bar; /* fp16: the floor's key, top bit flipped, as a signed number */
@@ -228,10 +229,12 @@ TOPK_INLINE uint64_t candidate_composite(const team *t, stream s, wave w, int b)
     return composite(key ^ s.flip, e);
 }
 
-/* Runs BODY for every element c of the thread's slots of a wave that may be >= floor: for 16-bit waves
- * with a few candidates, only those (a composite each); otherwise every element (a composite each, in
- * registers): a chunk's first wave, whose floor lets everything through; fp32, whose 4 lanes a slot cost
- * less than the test (offload/NOTES.md, run 32); candidate lists. */
+/* Runs BODY for every element c of the thread's slots of a wave that may be >= floor. For 16-bit waves
+ * with a few candidates, only those, a composite each: on random data the floor soon leaves a wave with
+ * almost none, and the composites of the rest (~65 instructions an element) were what the large-batch
+ * kernel spent its time on (offload/NOTES.md, runs 28-32). Otherwise every element, a composite each in
+ * registers: fp32 (with the test, in run 32's first variant, its decode shapes ran 0.75x-0.96x),
+ * candidate lists, and a thread with many candidates (a chunk's first wave, a k above 128). */
 #define FOR_EACH_CANDIDATE(t, st, w, floor, k, c, BODY)                                                  \
     {                                                                                                    \
         bool each_ = (st).kind == WAVE_LIST || (st).kind == WAVE_F32;                                    \
