@@ -239,7 +239,7 @@ TOPK_INLINE uint64_t candidate_composite(const team *t, stream s, wave w, int b)
     {                                                                                                    \
         bool each_ = (st).kind == WAVE_LIST || (st).kind == WAVE_F32;                                    \
         uint32_t mask_ = each_ ? ~0u : candidates(t, st, w, floor, k);                                   \
-        if (__builtin_popcount(mask_) <= TOPK_FEW_CANDIDATES) {                                          \
+        if (!each_ && __builtin_popcount(mask_) <= TOPK_FEW_CANDIDATES) {                                \
             for (; mask_; mask_ &= mask_ - 1) {                                                          \
                 uint64_t c = candidate_composite(t, st, w, __builtin_ctz(mask_));                        \
                 BODY                                                                                     \
