@@ -136,41 +136,34 @@ TOPK_INLINE float float_of_bits(uint32_t bits)
     return f;
 }
 
-/* A cheap first test of an element against the floor that lets through a superset of the passing
- * elements (as the cpu backend's filter does, src/cpu_select.c). fp32 and bf16 compare as floats with the
+/* A cheap first test of a 16-bit element against the floor that lets through a superset of the passing
+ * elements (as the cpu backend's filter does, src/cpu_select.c). bf16 compares as a float with the
  * floor's value: "not below it" holds for every larger value, for ties, for +0.0 against -0.0 and for NaN
  * (an unordered compare is false); for the smallest both sides are negated. fp16 compares its key as a
  * signed 16-bit number, NaN apart. A floor that is NaN's key (or the start's, which maps to NaN) lets
- * everything through. Only 16-bit waves use it now (FOR_EACH_CANDIDATE); the fp32 parts are those of the
- * variant measured in offload/NOTES.md, run 32. */
+ * everything through. fp32 waves do not use it (FOR_EACH_CANDIDATE). */
 typedef struct prefilter {
-    float bar;          /* fp32, bf16: the floor's value (negated for the smallest) */
+    float bar;          /* bf16: the floor's value (negated for the smallest) */
     int32_t signed_bar; /* fp16: the floor's key, top bit flipped, as a signed number */
     int32_t signed_flip;
-    uint32_t negate; /* the sign bits to flip in a 32-bit word of elements, for the smallest */
+    uint32_t negate; /* bf16: the sign bits to flip in a word of two elements, for the smallest */
 } prefilter;
 
 TOPK_INLINE prefilter prefilter_of(stream st, uint64_t floor)
 {
     uint32_t flipped = (uint32_t)(floor >> 32), key = flipped ^ st.flip; /* the floor's key, unflipped */
     prefilter f;
-    if (st.kind == WAVE_F32) {
-        f.bar = float_of_bits((key & 0x80000000u ? key ^ 0x80000000u : ~key) ^ (st.flip & 0x80000000u));
-        f.negate = st.flip & 0x80000000u;
-    } else {
-        f.bar = float_of_bits(((key & 0x8000u ? key ^ 0x8000u : ~key) ^ (st.flip & 0x8000u)) << 16);
-        f.negate = (st.flip & 0x8000u) * 0x10001u;
-    }
+    f.bar = float_of_bits(((key & 0x8000u ? key ^ 0x8000u : ~key) ^ (st.flip & 0x8000u)) << 16);
+    f.negate = (st.flip & 0x8000u) * 0x10001u;
     f.signed_bar = (int16_t)(flipped ^ 0x8000u);
     f.signed_flip = (int16_t)st.flip;
     return f;
 }
 
-/* Whether lane l of a slot may reach the floor. */
+/* Whether lane l of a slot of 16-bit elements may reach the floor. */
 TOPK_INLINE bool may_pass(stream st, prefilter f, topk_u32x4 v, int l)
 {
     switch (st.kind) {
-    case WAVE_F32: return !(float_of_bits(v[l & 3] ^ f.negate) < f.bar);
     case WAVE_BF16: {
         uint32_t word = v[(l / 2) & 3] ^ f.negate;
         return !(float_of_bits(l % 2 ? word & 0xFFFF0000u : word << 16) < f.bar);
@@ -207,9 +200,9 @@ TOPK_INLINE uint32_t candidates(const team *t, stream st, wave w, uint64_t floor
 
 TOPK_INLINE uint32_t word_at(topk_u32x4 v, int i) { return i == 0 ? v[0] : i == 1 ? v[1] : i == 2 ? v[2] : v[3]; }
 
-/* The composite of candidate bit b (candidates()), as wave_get makes it, with the slot and the word picked
- * by selects rather than by indexing the wave's registers with a variable (which would put them in local
- * memory). */
+/* The composite of candidate bit b of a 16-bit wave (candidates()), as wave_get makes it, with the slot
+ * and the word picked by selects rather than by indexing the wave's registers with a variable (which
+ * would put them in local memory). */
 TOPK_INLINE uint64_t candidate_composite(const team *t, stream s, wave w, int b)
 {
     int j = b >> 3, l = b & 7;
@@ -219,13 +212,8 @@ TOPK_INLINE uint64_t candidate_composite(const team *t, stream s, wave w, int b)
     topk_u32x4 v = w.v[0];
     _Pragma("unroll")
     for (int i = 1; i < TOPK_SLOTS; i++) v = j == i ? w.v[i] : v;
-    uint32_t key;
-    if (s.kind == WAVE_F32) {
-        key = topk_key_f32(word_at(v, l & 3));
-    } else {
-        uint32_t bits = word_at(v, (l / 2) & 3) >> (16 * (l % 2)) & 0xFFFFu;
-        key = s.kind == WAVE_BF16 ? topk_key_bf16(bits) : topk_key_f16(bits);
-    }
+    uint32_t bits = word_at(v, (l / 2) & 3) >> (16 * (l % 2)) & 0xFFFFu;
+    uint32_t key = s.kind == WAVE_BF16 ? topk_key_bf16(bits) : topk_key_f16(bits);
     return composite(key ^ s.flip, e);
 }
 
