@@ -108,6 +108,14 @@ static const struct {
     {"teams_per_row", "offload", TOPK_PARAM_TEAMS_PER_ROW, 65536},
 };
 
+/* The largest value a table may give a knob. */
+static int64_t knob_most(topk_param param)
+{
+    for (int i = 0; i < (int)(sizeof knobs / sizeof knobs[0]); i++)
+        if (knobs[i].param == param) return knobs[i].most;
+    return 0;
+}
+
 static topk_status keep_row(parse_target *t, const tuning_row *row)
 {
     if (t->out->count == t->capacity) {
@@ -398,7 +406,7 @@ int64_t topk_tuning_choose(const topk_tuning *tuning, topk_param param, const to
     if (param == TOPK_PARAM_TEAMS_PER_ROW && fastest->batch != p->batch) {
         int64_t teams = value * fastest->batch;
         value = teams / p->batch > 1 ? teams / p->batch : 1;
-        if (value > 65536) value = 65536;
+        if (value > knob_most(param)) value = knob_most(param);
     }
     /* A measured thread count is a best guess for the machine, not a reason to exceed what the process
      * was given (OMP_NUM_THREADS). */
