@@ -44,6 +44,7 @@ TOPK_INLINE uint64_t sampling_composite(const char *rowp, int dtype, uint64_t c)
 /* Where the root keeps a row's list and its weights: in the selection buffer, past the SAMPLE_LIST
  * entries the root's candidates (and their sort) occupy. */
 _Static_assert(TOPK_CAP >= 3 * SAMPLE_LIST && TOPK_SMEM_K >= SAMPLE_LIST, "the root's list must fit team memory");
+_Static_assert(TOPK_TEAM_THREADS <= SAMPLE_TEAM_MAX, "the planner's teams must fit the whole-row sampler's arrays");
 
 /* The root of row `row`: s->buf[0..kept) holds its best k (unordered). Writes the row's token (and
  * probability): from its list when it has one that does not start with a NaN, else the whole-row way. */
@@ -56,15 +57,12 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
     sample_pick pick = {0, 1.0f};
     if (n > 0) {
         uint64_t *list = s->buf + SAMPLE_LIST, *w = s->buf + 2 * SAMPLE_LIST;
-        if (kept <= TOPK_RANK_SORT_MOST) {
-            for (uint32_t j = (uint32_t)t->tid; j < kept; j += (uint32_t)t->nt) {
-                uint32_t rank = rank_in(s->buf, kept, s->buf[j]);
-                if (rank < n) list[rank] = sampling_composite(rowp, dtype, s->buf[j]);
-            }
-        } else {
-            team_sort(t, s->buf, kept);
-            for (int64_t j = t->tid; j < n; j += t->nt) list[j] = sampling_composite(rowp, dtype, s->buf[j]);
-        }
+        /* Always sorted, never placed by rank as write_row does for short lists: with rank placement here,
+         * the fp32 kernel built by clang 19.1.7 + ptxas 12.4 left holes in the list on the H100 (memcheck:
+         * odd threads read the row at column 2^32 - 1 from a zero entry; offload/NOTES.md, run 33). The
+         * sort costs the same at k = 50 (same-run A/B there). */
+        team_sort(t, s->buf, kept);
+        for (int64_t j = t->tid; j < n; j += t->nt) list[j] = sampling_composite(rowp, dtype, s->buf[j]);
         team_barrier();
         /* Every thread reads the same best, so all take the same way without a broadcast. */
         by_list = !sample_bits_are_nan(dtype, sample_bits_at(rowp, dtype, sample_column(list[0])));
@@ -167,8 +165,11 @@ topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, boo
 {
     topk_problem selection = {.input = p->input, .dtype = p->dtype, .batch = p->batch, .vocab = p->vocab,
                               .row_stride = p->row_stride, .k = k};
+    /* The root team may sample a row the whole-row way, whose per-thread arrays hold SAMPLE_TEAM_MAX
+     * (src/sample_team.h): a larger TOPK_TEAM_THREADS serves the selection kernel, not this one. */
+    int team_threads = gpu->team_threads < SAMPLE_TEAM_MAX ? gpu->team_threads : SAMPLE_TEAM_MAX;
     topk_plan plan;
-    topk_status s = topk_plan_make(&plan, &selection, 0, gpu->team_threads, gpu->sm_count, gpu->on_host);
+    topk_status s = topk_plan_make(&plan, &selection, 0, team_threads, gpu->sm_count, gpu->on_host);
     if (s != TOPK_OK) return s;
     bool uniform = true;
     for (int64_t r = 1; r < p->batch && uniform; r++) uniform = same_row(p->rows[r], p->rows[0]);

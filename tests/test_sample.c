@@ -213,6 +213,85 @@ static void parity(topk_backend backend)
 Test(sample_parity, cpu) { parity(TOPK_BACKEND_CPU); }
 Test(sample_parity, offload) { parity(TOPK_BACKEND_OFFLOAD); }
 
+/* Decode shapes at LLM vocabularies, offload against cpu bit for bit: the top-k list path of the GPU's
+ * fused sampler with several teams a row and their merge tree, which the small vocabularies above
+ * reach only in part. These shapes crashed the fused sampler on the H100 (issue 14: a list with holes
+ * at the root); with the host fallback (CI) they run the same kernel code on the host. */
+Test(sample_llm_shapes, offload, .timeout = 120)
+{
+    topk_ctx *gpu = open_backend_or_skip(TOPK_BACKEND_OFFLOAD);
+    topk_ctx *cpu = open_backend_or_skip(TOPK_BACKEND_CPU);
+    static const struct {
+        int64_t batch, vocab;
+        topk_dtype dtype;
+        ref_params p;
+    } shapes[] = {
+        {1, 128256, TOPK_F32, {0.7, 0.9, 0.0, 50}},   {1, 128256, TOPK_BF16, {0.7, 0.9, 0.0, 50}},
+        {32, 128256, TOPK_F32, {0.7, 0.9, 0.0, 50}},  {32, 128256, TOPK_BF16, {0.7, 0.9, 0.0, 50}},
+        {8, 200019, TOPK_BF16, {0.8, 0.95, 0.05, 40}}, {4, 4096, TOPK_F32, {0.7, 0.9, 0.0, 50}},
+        {3, 151936, TOPK_F16, {1.0, 1.0, 0.0, 300}},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int64_t batch = shapes[i].batch, vocab = shapes[i].vocab;
+        topk_dtype dtype = shapes[i].dtype;
+        void *m = random_matrix(dtype, batch, vocab, vocab, 1000 + i);
+        int64_t *tokens = malloc(batch * 8), *want = malloc(batch * 8);
+        float *probs = malloc(batch * 4), *want_probs = malloc(batch * 4);
+        for (uint64_t seed = 1; seed <= 3; seed++) {
+            topk_sampling s = params_of(shapes[i].p, seed, 0);
+            sample_or_fail(gpu, m, dtype, batch, vocab, vocab, &s, tokens, probs);
+            sample_or_fail(cpu, m, dtype, batch, vocab, vocab, &s, want, want_probs);
+            for (int64_t r = 0; r < batch; r++)
+                cr_assert(tokens[r] == want[r] && memcmp(&probs[r], &want_probs[r], 4) == 0,
+                          "%s %s B=%lld V=%lld k=%lld seed %llu row %lld: token %lld (p %.9g), cpu %lld (p %.9g)",
+                          backend_label(topk_ctx_backend(gpu)), dtype_name(dtype), (long long)batch, (long long)vocab,
+                          (long long)s.top_k, (unsigned long long)seed, (long long)r, (long long)tokens[r], probs[r],
+                          (long long)want[r], want_probs[r]);
+        }
+        free(tokens);
+        free(want);
+        free(probs);
+        free(want_probs);
+        free(m);
+    }
+    topk_ctx_free(cpu);
+    topk_ctx_free(gpu);
+}
+
+/* The largest team TOPK_TEAM_THREADS allows (1024) in a fused call whose root team also samples rows the
+ * whole-row way (a row without a top-k list beside rows with one; a row whose list starts with a NaN):
+ * that path's per-thread arrays hold SAMPLE_TEAM_MAX, so the fused sampler must not plan larger teams
+ * (issue 15). Bit for bit against the cpu backend; on the host fallback teams have 1-2 threads. */
+Test(sample_team_limit, offload, .timeout = 60)
+{
+    cr_assert(setenv("TOPK_TEAM_THREADS", "1024", 1) == 0);
+    topk_ctx *gpu = open_backend_or_skip(TOPK_BACKEND_OFFLOAD);
+    topk_ctx *cpu = open_backend_or_skip(TOPK_BACKEND_CPU);
+    enum { BATCH = 4, VOCAB = 50304 };
+    float *m = random_matrix(TOPK_F32, BATCH, VOCAB, VOCAB, 77);
+    m[3 * VOCAB + 5] = NAN; /* row 3 ranks a NaN first: its list cannot serve sampling */
+    float t[BATCH] = {0.8f, 0.8f, 1.0f, 0.7f}, p[BATCH] = {0.9f, 0.9f, 0.95f, 1.0f}, mp[BATCH] = {0, 0, 0.02f, 0};
+    int64_t k[BATCH] = {50, 0, 0, 5}, tokens[BATCH], want[BATCH];
+    float probs[BATCH], want_probs[BATCH];
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        topk_sampling s = topk_sampling_default();
+        s.temperatures = t;
+        s.top_ps = p;
+        s.min_ps = mp;
+        s.top_ks = k;
+        s.seed = seed;
+        sample_or_fail(gpu, m, TOPK_F32, BATCH, VOCAB, VOCAB, &s, tokens, probs);
+        sample_or_fail(cpu, m, TOPK_F32, BATCH, VOCAB, VOCAB, &s, want, want_probs);
+        for (int r = 0; r < BATCH; r++)
+            cr_assert(tokens[r] == want[r] && memcmp(&probs[r], &want_probs[r], 4) == 0,
+                      "TOPK_TEAM_THREADS=1024 seed %llu row %d: token %lld, cpu %lld", (unsigned long long)seed, r,
+                      (long long)tokens[r], (long long)want[r]);
+    }
+    free(m);
+    topk_ctx_free(cpu);
+    topk_ctx_free(gpu);
+}
+
 /* Same seed and offset, any thread count: the same bits. Different offsets: different draws. */
 Test(sample_parity, threads_and_offsets)
 {
