@@ -66,6 +66,7 @@ typedef enum topk_status {
     TOPK_ERR_OUT_OF_MEMORY,  /* a workspace could not be allocated */
     TOPK_ERR_DEVICE_FAILURE, /* the GPU runtime reported a failure */
     TOPK_ERR_BAD_SAMPLING,   /* a sampling parameter is out of range (temperature, top_k, top_p, min_p) */
+    TOPK_ERR_STREAM_CAPTURING, /* the caller's CUDA stream is capturing a graph (the Python binding checks) */
     TOPK_STATUS_COUNT        /* not a status: the number of them */
 } topk_status;
 

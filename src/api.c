@@ -36,6 +36,9 @@ const char *topk_strerror(topk_status status)
         [TOPK_ERR_OUT_OF_MEMORY] = "out of memory allocating a workspace",
         [TOPK_ERR_DEVICE_FAILURE] = "the GPU runtime reported a failure",
         [TOPK_ERR_BAD_SAMPLING] = "a sampling parameter is out of range (temperature, top_k, top_p or min_p)",
+        [TOPK_ERR_STREAM_CAPTURING] = "the CUDA stream is capturing a CUDA graph, and libtopk's GPU calls are "
+                                      "synchronous on a stream of their own, so they cannot be captured: call "
+                                      "outside the capture",
     };
     if ((unsigned)status >= TOPK_STATUS_COUNT) return "unknown status";
     return messages[status];

@@ -273,6 +273,7 @@ class fast_library:
 SUCCESS, NOT_READY = _cuda.CUDA_SUCCESS, _cuda.CUDA_ERROR_NOT_READY
 LOG = []
 STREAM_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+CAPTURE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int))
 
 if torch is not None:
     class FakeCuda(torch.Tensor):
@@ -295,11 +296,17 @@ class FakeDriver:
     """The parts of a driver wait (topk._cuda.driver_waiter's c_parts) as logging fakes; query and synchronize
     are C functions (ctypes callbacks), as libcuda's are."""
 
-    def __init__(self, stream=0x7f00, current=0, answers=(), sync_answer=SUCCESS, one_device=False):
+    def __init__(self, stream=0x7f00, current=0, answers=(), sync_answer=SUCCESS, one_device=False, capture=0):
         self.stream, self.current, self.answers, self.sync_answer = stream, current, list(answers), sync_answer
-        self.one_device = one_device
+        self.one_device, self.capture = one_device, capture
         self.query = STREAM_FN(self._query)
         self.synchronize = STREAM_FN(self._synchronize)
+        self.capturing = CAPTURE_FN(self._capturing)
+
+    def _capturing(self, stream, status):
+        LOG.append(("capturing", stream or 0))
+        status[0] = self.capture
+        return SUCCESS
 
     def _query(self, stream):
         LOG.append(("query", stream or 0))
@@ -312,6 +319,8 @@ class FakeDriver:
     def wait(self):
         def python_wait(device):
             LOG.append(("python wait", device))
+            if self.capture:
+                _cuda.refuse_capture()
 
         def raw_stream(device):
             LOG.append(("raw_stream", device))
@@ -323,6 +332,7 @@ class FakeDriver:
 
         python_wait.c_parts = (raw_stream, current_device, ctypes.cast(self.query, ctypes.c_void_p).value,
                                ctypes.cast(self.synchronize, ctypes.c_void_p).value,
+                               ctypes.cast(self.capturing, ctypes.c_void_p).value,
                                lambda device: LOG.append(("fallback", device)), self.one_device)
         return python_wait
 
@@ -364,13 +374,24 @@ def fake_cuda(monkeypatch):
 
 @needs_fast
 def test_idle_stream_is_only_queried(fake_cuda):
-    assert fake_cuda(FakeDriver()) == [("allocate", 0), ("raw_stream", 0), ("query", 0x7f00),
+    assert fake_cuda(FakeDriver()) == [("allocate", 0), ("raw_stream", 0), ("capturing", 0x7f00), ("query", 0x7f00),
                                         ("topk_select", TOPK_DEVICE_POINTERS)]
 
 
 @needs_fast
+@pytest.mark.parametrize("status", [1, 2])  # capturing, invalidated
+def test_capturing_stream_raises_as_in_python(fake_cuda, status):
+    """No query (it would break the capture) and no call: the Python wait raises STREAM_CAPTURING."""
+    with pytest.raises(topk.TopkError) as error:
+        fake_cuda(FakeDriver(capture=status))
+    assert error.value.status_name == "STREAM_CAPTURING"
+    assert LOG == [("allocate", 0), ("raw_stream", 0), ("capturing", 0x7f00), ("python wait", 0)]
+
+
+@needs_fast
 def test_busy_stream_is_synchronised(fake_cuda):
-    assert fake_cuda(FakeDriver(answers=[NOT_READY])) == [("allocate", 0), ("raw_stream", 0), ("query", 0x7f00),
+    assert fake_cuda(FakeDriver(answers=[NOT_READY])) == [("allocate", 0), ("raw_stream", 0), ("capturing", 0x7f00),
+                                                          ("query", 0x7f00),
                                                           ("synchronize", 0x7f00),
                                                           ("topk_select", TOPK_DEVICE_POINTERS)]
 
@@ -386,7 +407,8 @@ def test_driver_errors_fall_back_to_torch(fake_cuda, answers, sync_answer):
 @pytest.mark.parametrize("handle", [0, 1, 2])
 def test_default_stream_needs_the_tensors_device_current(fake_cuda, handle):
     same = fake_cuda(FakeDriver(stream=handle, current=0))
-    assert [entry[0] for entry in same] == ["allocate", "raw_stream", "current_device", "query", "topk_select"]
+    assert [entry[0] for entry in same] == ["allocate", "raw_stream", "current_device", "capturing", "query",
+                                            "topk_select"]
     other = fake_cuda(FakeDriver(stream=handle, current=1))
     assert [entry[0] for entry in other] == ["allocate", "raw_stream", "current_device", "fallback", "topk_select"]
 
@@ -395,13 +417,13 @@ def test_default_stream_needs_the_tensors_device_current(fake_cuda, handle):
 @pytest.mark.parametrize("handle", [0, 1, 2])
 def test_one_device_needs_no_current_device_check(fake_cuda, handle):
     log = fake_cuda(FakeDriver(stream=handle, current=0, one_device=True))
-    assert [entry[0] for entry in log] == ["allocate", "raw_stream", "query", "topk_select"]
+    assert [entry[0] for entry in log] == ["allocate", "raw_stream", "capturing", "query", "topk_select"]
 
 
 @needs_fast
 def test_other_streams_are_queried_on_any_device(fake_cuda):
     log = fake_cuda(FakeDriver(stream=0x5555, current=3))
-    assert [entry[0] for entry in log] == ["allocate", "raw_stream", "query", "topk_select"]
+    assert [entry[0] for entry in log] == ["allocate", "raw_stream", "capturing", "query", "topk_select"]
 
 
 @needs_fast

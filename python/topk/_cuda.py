@@ -17,26 +17,41 @@ current context; torch's call first makes the tensor's device current when it is
 0, 1 and 2 (default, legacy, per-thread) wait() takes the driver's way only when torch's current device is
 the tensor's (torch._C._cuda_getDevice), where torch's call would not switch either, and else falls back;
 in a process that sees one CUDA device the two are the same device, and that check (0.2 us) is skipped.
-Other handles name their stream whatever the current context. Calls that wait cannot be captured in a
-CUDA graph (a query or a synchronisation breaks a capture).
+Other handles name their stream whatever the current context.
+
+A stream that is capturing a CUDA graph is refused before anything touches it: a query or a
+synchronisation there would invalidate the caller's capture, and libtopk's GPU calls run on a stream of
+their own, which no capture records. cuStreamIsCapturing (which a capture allows) asks first, and a
+capturing (or invalidated) stream raises TopkError with status STREAM_CAPTURING; torch's own wait asks
+torch.cuda.is_current_stream_capturing() instead.
 """
 import ctypes
 import sys
 
 CUDA_SUCCESS = 0
 CUDA_ERROR_NOT_READY = 600
+CU_STREAM_CAPTURE_STATUS_NONE = 0
 
 
-def make_waiter(raw_stream, current_device, query, synchronize, fallback, one_device=False):
+def refuse_capture():
+    """Raises libtopk's STREAM_CAPTURING error: the caller's stream is capturing a CUDA graph."""
+    from ._library import STATUSES, raise_for
+    raise_for(STATUSES.index("STREAM_CAPTURING"))
+
+
+def make_waiter(raw_stream, current_device, query, synchronize, fallback, one_device=False, capturing=None):
     """wait(device) made of these functions (driver_waiter passes the real ones, tests pass fakes):
       raw_stream(device)  the handle (an int) of torch's current stream on the device
       current_device()    torch's current CUDA device (not called when one_device: the process sees one)
       query(handle)       cuStreamQuery's CUresult; synchronize(handle): cuStreamSynchronize's
-      fallback(device)    torch's own synchronisation of its current stream on the device"""
+      fallback(device)    torch's own synchronisation of its current stream on the device
+      capturing(handle)   whether the stream is capturing a graph (cuStreamIsCapturing), or None"""
     def wait(device):
         stream = raw_stream(device)
         if stream <= 2 and not one_device and current_device() != device:  # read in the current context
             return fallback(device)
+        if capturing is not None and capturing(stream):
+            refuse_capture()
         status = query(stream)
         if status == CUDA_SUCCESS:
             return None
@@ -50,6 +65,9 @@ def make_waiter(raw_stream, current_device, query, synchronize, fallback, one_de
 def torch_wait(torch):
     """torch's own synchronisation, as wait(device): the fallback, and all of it on hosts without libcuda."""
     def wait(device):
+        with torch.cuda.device(device):
+            if torch.cuda.is_current_stream_capturing():
+                refuse_capture()
         torch.cuda.current_stream(device).synchronize()
     wait.how = "torch (torch.cuda.current_stream(device).synchronize())"
     return wait
@@ -70,15 +88,25 @@ def driver_waiter(torch, load=_load_driver):
     try:
         driver = load()
         query, synchronize = driver.cuStreamQuery, driver.cuStreamSynchronize
+        is_capturing = driver.cuStreamIsCapturing
     except (OSError, AttributeError):
         return fallback
     query.argtypes = synchronize.argtypes = [ctypes.c_void_p]
     query.restype = synchronize.restype = ctypes.c_int
+    is_capturing.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+    is_capturing.restype = ctypes.c_int
+
+    def capturing(stream):
+        """Capturing or invalidated; a stream the driver cannot answer for goes on to the query, whose
+        error sends the wait to torch's."""
+        capture_status = ctypes.c_int()  # one per call: ctypes lets go of the GIL during the call
+        return (is_capturing(stream, ctypes.byref(capture_status)) == CUDA_SUCCESS and
+                capture_status.value != CU_STREAM_CAPTURE_STATUS_NONE)
     one_device = torch.cuda.device_count() == 1  # fixed for the life of the process (CUDA_VISIBLE_DEVICES)
-    wait = make_waiter(raw_stream, current_device, query, synchronize, fallback, one_device)
-    if isinstance(query, ctypes._CFuncPtr) and isinstance(synchronize, ctypes._CFuncPtr):
+    wait = make_waiter(raw_stream, current_device, query, synchronize, fallback, one_device, capturing)
+    if all(isinstance(f, ctypes._CFuncPtr) for f in (query, synchronize, is_capturing)):
         # the same wait, step for step, in topk._fast (C) when that is in use: the driver's addresses
-        address = ctypes.cast(query, ctypes.c_void_p).value, ctypes.cast(synchronize, ctypes.c_void_p).value
+        address = tuple(ctypes.cast(f, ctypes.c_void_p).value for f in (query, synchronize, is_capturing))
         wait.c_parts = (raw_stream, current_device) + address + (fallback, one_device)
     return wait
 

@@ -14,8 +14,9 @@
  * Anything it is not sure of (another type, dtype, layout, a k that is not a plain int in range, an out=
  * that is not exactly right, a context not made yet, any error while looking) returns None before
  * anything is done, and topk() then takes the Python path, which gives the usual result or exception.
- * Only two things raise here, exactly as the Python path would: the stream wait's own fallback (torch's
- * synchronisation), and a non-zero status of topk_select (through topk._library.raise_for).
+ * Only three things raise here, exactly as the Python path would: a stream that is capturing a CUDA graph
+ * (the Python wait raises STREAM_CAPTURING), the stream wait's own fallback (torch's synchronisation), and
+ * a non-zero status of topk_select (through topk._library.raise_for).
  * Plain C17 and the Python C API (3.9+); no NumPy or torch headers.
  */
 #define PY_SSIZE_T_CLEAN
@@ -34,6 +35,7 @@ static inline PyObject *Py_NewRef(PyObject *o)
 typedef int (*select_fn)(void *ctx, const void *input, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
                          int64_t k, unsigned flags, void *values, int64_t *indices);
 typedef int (*stream_fn)(void *stream); /* cuStreamQuery, cuStreamSynchronize */
+typedef int (*capture_fn)(void *stream, int *status); /* cuStreamIsCapturing */
 
 enum { SMALLEST = 1, DEVICE_POINTERS = 2, CUDA_SUCCESS = 0, CUDA_ERROR_NOT_READY = 600, MAX_KINDS = 8, MAX_DTYPES = 4 };
 
@@ -71,6 +73,7 @@ static int nkinds;
 /* The wait in use (topk._cuda.wait) when it is the driver's: its parts, so that it runs here. */
 static PyObject *known_wait, *raw_stream, *current_device, *wait_fallback;
 static stream_fn stream_query, stream_synchronize;
+static capture_fn stream_is_capturing;
 static int one_device; /* the process sees one CUDA device: the default stream's handle can only mean its */
 
 static PyObject *none_or(PyObject *o) { return o == Py_None ? NULL : o; }
@@ -414,17 +417,17 @@ done:
     return status;
 }
 
-/* Takes the parts of a driver wait (its c_parts: raw_stream, current_device, cuStreamQuery's and
- * cuStreamSynchronize's addresses, fallback, one_device); -1 when it has none (another wait: it is called as
- * it is). */
+/* Takes the parts of a driver wait (its c_parts: raw_stream, current_device, cuStreamQuery's,
+ * cuStreamSynchronize's and cuStreamIsCapturing's addresses, fallback, one_device); -1 when it has none
+ * (another wait: it is called as it is). */
 static int learn_wait(PyObject *wait)
 {
     PyObject *parts = PyObject_GetAttr(wait, s_c_parts), *raw, *current, *fallback;
-    unsigned long long query, synchronize;
+    unsigned long long query, synchronize, capturing;
     int single;
     if (parts == NULL ||
-        !PyArg_ParseTuple(parts, "OOKKOp", &raw, &current, &query, &synchronize, &fallback, &single) ||
-        query == 0 || synchronize == 0) {
+        !PyArg_ParseTuple(parts, "OOKKKOp", &raw, &current, &query, &synchronize, &capturing, &fallback, &single) ||
+        query == 0 || synchronize == 0 || capturing == 0) {
         Py_XDECREF(parts);
         PyErr_Clear();
         return -1;
@@ -435,6 +438,7 @@ static int learn_wait(PyObject *wait)
     Py_XSETREF(known_wait, Py_NewRef(wait));
     stream_query = (stream_fn)(uintptr_t)query;
     stream_synchronize = (stream_fn)(uintptr_t)synchronize;
+    stream_is_capturing = (capture_fn)(uintptr_t)capturing;
     one_device = single;
     Py_DECREF(parts);
     return 0;
@@ -480,6 +484,9 @@ static int wait_stream(PyObject *cuda)
             return call_status(wait_fallback, cuda);
     }
     void *stream = (void *)(uintptr_t)handle;
+    int capture = 0; /* a capturing stream: the Python wait raises STREAM_CAPTURING (no query: it would break the capture) */
+    if (stream_is_capturing(stream, &capture) == CUDA_SUCCESS && capture != 0)
+        return call_status(known_wait, cuda);
     int status = stream_query(stream);
     if (status == CUDA_SUCCESS)
         return 0;

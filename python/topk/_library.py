@@ -17,7 +17,8 @@ PARAM_DEVICE = 1
 # topk_status in the order of the enum; those in _ARGUMENT_STATUSES mean "the caller passed something
 # wrong" (a ValueError), the others are runtime failures.
 STATUSES = ("OK", "NULL_POINTER", "BAD_SHAPE", "BAD_K", "BAD_STRIDE", "BAD_DTYPE", "BAD_BACKEND", "BAD_ENV",
-            "BAD_PARAM", "NO_DEVICE", "BAD_MEMORY", "OUT_OF_MEMORY", "DEVICE_FAILURE", "BAD_SAMPLING")
+            "BAD_PARAM", "NO_DEVICE", "BAD_MEMORY", "OUT_OF_MEMORY", "DEVICE_FAILURE", "BAD_SAMPLING",
+            "STREAM_CAPTURING")
 _ARGUMENT_STATUSES = {STATUSES.index(name) for name in ("NULL_POINTER", "BAD_SHAPE", "BAD_K", "BAD_STRIDE", "BAD_DTYPE",
                                                         "BAD_BACKEND", "BAD_ENV", "BAD_PARAM", "BAD_MEMORY",
                                                         "BAD_SAMPLING")}
