@@ -217,7 +217,7 @@ Test(sample_parity, offload) { parity(TOPK_BACKEND_OFFLOAD); }
  * fused sampler with several teams a row and their merge tree, which the small vocabularies above
  * reach only in part. These shapes crashed the fused sampler on the H100 (issue 14: a list with holes
  * at the root); with the host fallback (CI) they run the same kernel code on the host. */
-Test(sample_llm_shapes, offload, .timeout = 120)
+Test(sample_llm_shapes, offload)
 {
     topk_ctx *gpu = open_backend_or_skip(TOPK_BACKEND_OFFLOAD);
     topk_ctx *cpu = open_backend_or_skip(TOPK_BACKEND_CPU);
@@ -262,7 +262,7 @@ Test(sample_llm_shapes, offload, .timeout = 120)
  * whole-row way (a row without a top-k list beside rows with one; a row whose list starts with a NaN):
  * that path's per-thread arrays hold SAMPLE_TEAM_MAX, so the fused sampler must not plan larger teams
  * (issue 15). Bit for bit against the cpu backend; on the host fallback teams have 1-2 threads. */
-Test(sample_team_limit, offload, .timeout = 60)
+Test(sample_team_limit, offload)
 {
     cr_assert(setenv("TOPK_TEAM_THREADS", "1024", 1) == 0);
     topk_ctx *gpu = open_backend_or_skip(TOPK_BACKEND_OFFLOAD);
