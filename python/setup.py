@@ -5,7 +5,7 @@ The library has the GPU image when the offload toolchain is here (clang-19, libo
 root that ci/bootstrap lays out in .toolchain/cuda12), else it is CPU-only (-DTOPK_GPU=OFF).
 Environment: TOPK_CMAKE_ARGS adds CMake arguments (e.g. "-DTOPK_GPU=OFF"); TOPK_SOURCE_DIR points at the
 repository when this folder was copied away from it; TOPK_SKIP_BUILD=1 ships no library, and the package
-then loads $TOPK_LIBRARY or an installed libtopk.so.0 at import.
+then loads $TOPK_LIBRARY or an installed libtopk.so.0.MINOR at import.
 It also builds topk._fast (topk/_fast.c), the C path of topk.topk(), when a C compiler and this Python's
 headers are here (Debian: python3-dev); it is optional: without it the install succeeds and the package
 runs its Python path.

@@ -144,3 +144,14 @@ def test_status_names_follow_the_header():
     messages = [C["topk_strerror"](status).decode() for status in range(len(STATUSES) + 1)]
     assert messages[0] == "no error" and "unknown status" not in messages[:-1]
     assert messages[-1] == "unknown status"  # a status added to topk.h must be named in STATUSES too
+
+
+def test_one_version_everywhere():
+    """The package, the library it loaded, topk.h and pyproject.toml name one version (topk.h is its home)."""
+    import re
+    from pathlib import Path
+    top = Path(__file__).resolve().parents[2]
+    header = (top / "include" / "topk.h").read_text()
+    parts = [re.search(rf"#define TOPK_VERSION_{p} (\d+)", header).group(1) for p in ("MAJOR", "MINOR", "PATCH")]
+    pyproject = re.search(r'^version = "([^"]+)"', (top / "python" / "pyproject.toml").read_text(), re.M).group(1)
+    assert topk.__version__ == topk.library_version == ".".join(parts) == pyproject

@@ -10,13 +10,14 @@ Thin bindings (ctypes) over include/topk.h; the library is $TOPK_LIBRARY or the 
 optional C extension topk._fast when it was built (see topk.select; TOPK_PY_FAST=0 turns it off).
 """
 from ._backends import backend_name, reset
+from . import _library
 from ._library import TopkArgumentError, TopkError, TopkTypeError, version
 from .sampling import (sample, sample_logits, sample_next_token, softmax, top_k_mask_logits, top_k_renorm_probs,
                        top_p_renorm_probs)
 from .select import TopK, topk
 
 library_version = version
-__version__ = "0.1.0"
+__version__ = ".".join(map(str, _library.VERSION))
 __all__ = ["topk", "TopK", "sample", "sample_logits", "sample_next_token", "softmax", "top_k_renorm_probs",
            "top_p_renorm_probs", "top_k_mask_logits", "backend_name", "reset", "TopkError", "TopkArgumentError",
            "TopkTypeError", "library_version", "__version__"]

@@ -1,7 +1,8 @@
 """Finds and loads libtopk.so, declares the C prototypes of include/topk.h, and turns statuses into exceptions.
 
 Which library: $TOPK_LIBRARY when set (a path, e.g. .gpu/bin/libtopk.so on the GPU host), else the copy
-that `pip install ./python` built into this package, else an installed libtopk.so.0 on the loader's path.
+that `pip install ./python` built into this package, else an installed libtopk of this package's version
+(libtopk.so.0.MINOR before 1.0, libtopk.so.MAJOR after) on the loader's path.
 Nothing is compiled here: a missing library is an ImportError that says where it looked.
 """
 import ctypes
@@ -13,6 +14,9 @@ TOPK_DEVICE_POINTERS = 2
 DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
 BACKENDS = {"auto": 0, "cpu": 1, "offload": 2, "reference": 3}
 PARAM_DEVICE = 1
+# The package's version and the SONAME of the libtopk it loads from the system (CMakeLists.txt's rule).
+VERSION = (0, 2, 0)
+SONAME_VERSION = f"0.{VERSION[1]}" if VERSION[0] == 0 else str(VERSION[0])
 
 # topk_status in the order of the enum; those in _ARGUMENT_STATUSES mean "the caller passed something
 # wrong" (a ValueError), the others are runtime failures.
@@ -47,7 +51,7 @@ def _candidates():
     if explicit:
         return [explicit]
     bundled = Path(__file__).with_name("libtopk.so")
-    return ([str(bundled)] if bundled.exists() else []) + ["libtopk.so.0"]
+    return ([str(bundled)] if bundled.exists() else []) + [f"libtopk.so.{SONAME_VERSION}"]
 
 
 def _load():
