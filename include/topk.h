@@ -107,7 +107,10 @@ TOPK_API const char *topk_backend_name(topk_backend backend);
 typedef struct topk_ctx topk_ctx;
 
 /* Creates a context for the given backend (overridden by TOPK_BACKEND when that is set) and reads the
- * tuning variables (TOPK_THREADS, TOPK_TEAMS_PER_ROW, TOPK_CHUNK). Asking for TOPK_BACKEND_OFFLOAD
+ * environment: TOPK_THREADS, TOPK_TEAMS_PER_ROW, TOPK_CHUNK, TOPK_PROFILE (the parameters below),
+ * TOPK_TEAM_THREADS (offload: threads of a GPU team, a multiple of 32 in 32..1024), TOPK_TUNING_FILE
+ * (topk_tuning_check) and TOPK_OFFLOAD_HOST=1 (offload: run the GPU kernels through OpenMP's host
+ * fallback, for testing without a GPU); a value it cannot read fails with TOPK_ERR_BAD_ENV. Asking for TOPK_BACKEND_OFFLOAD
  * with no usable GPU fails with TOPK_ERR_NO_DEVICE; AUTO then quietly uses the CPU.
  * On success *ctx is set; on failure it is set to NULL. */
 TOPK_API topk_status topk_ctx_create(topk_ctx **ctx, topk_backend backend);
@@ -124,7 +127,8 @@ typedef enum topk_param {
     TOPK_PARAM_DEVICE = 1,        /* offload: OpenMP device number, -1..4096; -1 or 0 = the default device */
     TOPK_PARAM_TEAMS_PER_ROW = 2, /* offload: teams that share one row, 0..65536 (env TOPK_TEAMS_PER_ROW) */
     TOPK_PARAM_CHUNK = 3,         /* cpu: least elements of a row one thread takes, 0..2^40 (env TOPK_CHUNK) */
-    TOPK_PARAM_PROFILE = 4        /* 1: time the stages of each call (topk_ctx_last_profile), 0..1 (env TOPK_PROFILE) */
+    TOPK_PARAM_PROFILE = 4,       /* 1: time the stages of each call (topk_ctx_last_profile), 0..1 (env TOPK_PROFILE) */
+    TOPK_PARAM_TEAM_THREADS = 5   /* offload: threads of a GPU team, 0 or a multiple of 32 in 32..1024 (env TOPK_TEAM_THREADS) */
 } topk_param;
 
 /* Sets a tuning parameter. Returns TOPK_ERR_BAD_PARAM for an unknown parameter or a value out of its range. */

@@ -33,27 +33,10 @@ static topk_status find_device(int asked, int *device)
     return TOPK_OK;
 }
 
-/* TOPK_TEAM_THREADS: threads of a GPU team, a multiple of 32 from 32 to 1024 (unset: the planner's). */
-static topk_status read_team_threads(int *threads)
-{
-    const char *text = getenv("TOPK_TEAM_THREADS");
-    *threads = 0;
-    if (!text || !*text) return TOPK_OK;
-    int n = 0;
-    for (const char *c = text; *c; c++) {
-        if (*c < '0' || *c > '9' || n > 1024) return TOPK_ERR_BAD_ENV;
-        n = n * 10 + (*c - '0');
-    }
-    if (n < 32 || n > 1024 || n % 32 != 0) return TOPK_ERR_BAD_ENV;
-    *threads = n;
-    return TOPK_OK;
-}
-
-topk_status topk_gpu_open(topk_gpu **out, int device)
+/* team_threads: TOPK_PARAM_TEAM_THREADS (the knob table checked it), 0 for the planner's choice. */
+topk_status topk_gpu_open(topk_gpu **out, int device, int team_threads)
 {
     *out = NULL;
-    int team_threads;
-    if (read_team_threads(&team_threads) != TOPK_OK) return TOPK_ERR_BAD_ENV;
     bool on_host = offload_on_host();
     int d = omp_get_initial_device();
     if (!on_host) {
@@ -81,6 +64,9 @@ topk_status topk_gpu_open(topk_gpu **out, int device)
 }
 
 const char *topk_gpu_device_name(topk_gpu *gpu) { return gpu ? gpu->name : "unknown"; }
+
+/* Like every topk_ctx_set_param, not while another thread calls on the same context. */
+void topk_gpu_set_team_threads(topk_gpu *gpu, int team_threads) { gpu->team_threads = team_threads; }
 
 void topk_gpu_close(topk_gpu *gpu)
 {

@@ -4,7 +4,7 @@
  * directly; with host pointers the same region maps the input in and the outputs out.
  *
  * The region is `target teams` + `parallel`, which clang turns into an SPMD kernel (one CUDA block
- * per team, 256 threads); the team's shared memory is a local placed in GPU shared memory with the
+ * per team, of 64, 128 or 256 threads as plan.c picks for k); the team's shared memory is a local placed in GPU shared memory with the
  * pteam allocator. Under the host fallback (TOPK_OFFLOAD_HOST=1) the same code runs on host teams of
  * one or two threads, with that local on the team's stack.
  */

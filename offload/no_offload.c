@@ -7,14 +7,21 @@
 #include "internal.h"
 #include "sample.h"
 
-topk_status topk_gpu_open(topk_gpu **gpu, int device)
+topk_status topk_gpu_open(topk_gpu **gpu, int device, int team_threads)
 {
     (void)device;
+    (void)team_threads;
     *gpu = NULL;
     return TOPK_ERR_NO_DEVICE;
 }
 
 void topk_gpu_close(topk_gpu *gpu) { (void)gpu; }
+
+void topk_gpu_set_team_threads(topk_gpu *gpu, int team_threads)
+{
+    (void)gpu;
+    (void)team_threads;
+}
 
 topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_pointers, int64_t teams_per_row)
 {

@@ -14,7 +14,6 @@
 
 #define TOPK_RESIDENT_THREADS 256   /* team threads a multiprocessor holds: ~240 registers each */
 #define TOPK_MIN_CHUNK 1024         /* elements: below this a chunk's fixed costs dominate */
-#define TOPK_MAX_TEAMS 65536        /* teams of one launch; more items loop */
 #define TOPK_LIST_BYTES (1ll << 30) /* cap on the candidate lists of one call */
 #define TOPK_WIDE_BYTES (1ll << 30) /* cap on the wide-k buffers of one call */
 
@@ -26,7 +25,7 @@ static int gpu_team_threads(int64_t k)
 {
     if (k <= 128) return 64;
     if (k <= 1024) return 128;
-    return TOPK_TEAM_THREADS;
+    return TOPK_TEAM_THREADS_MOST;
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -65,7 +64,6 @@ topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams
         .row_stride = p->row_stride,
         .k = p->k,
         .elem = topk_dtype_size(p->dtype),
-        .bf16 = p->dtype == TOPK_BF16,
         .key_flip = p->key_flip,
         .wide_k = p->k > TOPK_SMEM_K,
     };
@@ -90,7 +88,7 @@ topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams
     while (candidate_bytes(plan) > TOPK_LIST_BYTES && plan->chunks > 1) cut_rows(plan, plan->chunks / 2);
 
     int64_t items = plan->batch * plan->chunks;
-    int64_t most_teams = on_host ? omp_get_num_procs() / plan->threads : TOPK_MAX_TEAMS;
+    int64_t most_teams = on_host ? omp_get_num_procs() / plan->threads : TOPK_LAUNCH_TEAMS_MOST;
     if (plan->wide_k) {
         /* a slice holds k plus one slot a thread, and the final sort's power of two */
         int64_t one_slot = plan->threads * TOPK_SLOT_MOST;

@@ -1,7 +1,7 @@
 /*
  * The plan of one call: how rows are cut into chunks, how the chunks' candidates merge back, how many
  * teams run, and where everything lives in the workspace. Made on the host (plan.c), read by the
- * kernel (rows.h) as a firstprivate copy.
+ * kernel (rows.h) rebuilt from the launch's scalars (topk_plan_rebuild).
  */
 #ifndef TOPK_PLAN_H
 #define TOPK_PLAN_H
@@ -20,7 +20,6 @@ typedef struct topk_plan {
     /* the problem */
     int64_t batch, vocab, row_stride, k; /* row_stride in elements */
     int elem;                            /* bytes per element: 4 or 2 */
-    bool bf16;                           /* for 16-bit elements: bfloat16 rather than binary16 */
     uint32_t key_flip;
     /* rows in chunks: a row is a run of 16-byte slots (aligned down from its first element) */
     int64_t chunks;          /* chunks of a row, each its own team's leaf of the merge tree */
@@ -72,7 +71,6 @@ TOPK_INLINE void topk_plan_rebuild(topk_plan *p, int64_t batch, int64_t vocab, i
     p->row_stride = row_stride;
     p->k = k;
     p->elem = dtype == TOPK_F32 ? 4 : 2;
-    p->bf16 = dtype == TOPK_BF16;
     p->key_flip = (form >> 2 & 1) ? (dtype == TOPK_F32 ? 0xFFFFFFFFu : 0xFFFFu) : 0;
     p->wide_k = form >> 3 & 1;
     p->chunks = chunks;

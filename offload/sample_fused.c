@@ -44,7 +44,7 @@ TOPK_INLINE uint64_t sampling_composite(const char *rowp, int dtype, uint64_t c)
 /* Where the root keeps a row's list and its weights: in the selection buffer, past the SAMPLE_LIST
  * entries the root's candidates (and their sort) occupy. */
 _Static_assert(TOPK_CAP >= 3 * SAMPLE_LIST && TOPK_SMEM_K >= SAMPLE_LIST, "the root's list must fit team memory");
-_Static_assert(TOPK_TEAM_THREADS <= SAMPLE_TEAM_MAX, "the planner's teams must fit the whole-row sampler's arrays");
+_Static_assert(TOPK_TEAM_THREADS_MOST <= SAMPLE_TEAM_MAX, "the planner's teams must fit the whole-row sampler's arrays");
 
 /* The root of row `row`: s->buf[0..kept) holds its best k (unordered). Writes the row's token (and
  * probability): from its list when it has one that does not start with a NaN, else the whole-row way. */

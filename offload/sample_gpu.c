@@ -13,6 +13,7 @@
 #include "gpu.h"
 #include "sample.h"
 #include "sample_team.h"
+#include "sizes.h"
 
 #pragma omp declare target
 
@@ -64,7 +65,7 @@ topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool de
     bool on_device = !gpu->on_host;
     int64_t batch = p->batch, vocab = p->vocab, row_stride = p->row_stride;
     int elem = topk_dtype_size(p->dtype);
-    int teams = (int)(batch < 65536 ? batch : 65536), threads = SAMPLE_TEAM_MAX;
+    int teams = (int)(batch < TOPK_LAUNCH_TEAMS_MOST ? batch : TOPK_LAUNCH_TEAMS_MOST), threads = SAMPLE_TEAM_MAX;
     if (!on_device) {
         /* Host teams: two threads each for small batches, so the barriers and atomics are exercised
          * (CI tests through this fallback); one for large batches, where host barriers cost more than

@@ -4,7 +4,8 @@
 #ifndef TOPK_SIZES_H
 #define TOPK_SIZES_H
 
-#define TOPK_TEAM_THREADS 256 /* threads of a GPU team, at most (plan.c picks fewer for small k) */
+#define TOPK_TEAM_THREADS_MOST 256 /* threads of a GPU team that plan.c picks, at most (fewer for small k) */
+#define TOPK_LAUNCH_TEAMS_MOST 65536 /* teams of one launch (more work items loop); also teams_per_row's bound */
 #define TOPK_CAP 4096         /* composites in the team-shared buffer */
 #define TOPK_SLOTS 4          /* 16-byte slots a thread holds per wave */
 #define TOPK_SLOT_MOST 8      /* elements in a slot (8 of 16 bits) */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "knobs.h"
 
 #define TOPK_STR_(x) #x
 #define TOPK_STR(x) TOPK_STR_(x)
@@ -62,30 +63,19 @@ const char *topk_backend_name(topk_backend backend)
     return backend_names[backend];
 }
 
-/* The range of each tuning parameter. 0 is always "choose for me". */
-static bool param_in_range(topk_param param, int64_t value)
+/* Reads a knob's environment variable (knobs.h): decimal digits only, in the knob's range. Unset or empty
+ * leaves *value. */
+static topk_status read_env_param(topk_param param, int64_t *value)
 {
-    switch (param) {
-    case TOPK_PARAM_THREADS: return value >= 0 && value <= 4096;
-    case TOPK_PARAM_DEVICE: return value >= -1 && value <= 4096;
-    case TOPK_PARAM_TEAMS_PER_ROW: return value >= 0 && value <= 65536;
-    case TOPK_PARAM_CHUNK: return value >= 0 && value <= ((int64_t)1 << 40);
-    case TOPK_PARAM_PROFILE: return value == 0 || value == 1;
-    }
-    return false;
-}
-
-/* Reads a tuning variable: decimal digits only, in the parameter's range. Unset or empty leaves *value. */
-static topk_status read_env_param(const char *name, topk_param param, int64_t *value)
-{
-    const char *text = getenv(name);
+    const topk_knob *knob = topk_knob_of(param);
+    const char *text = knob->env ? getenv(knob->env) : NULL;
     if (!text || !*text) return TOPK_OK;
     int64_t parsed = 0;
     for (const char *c = text; *c; c++) {
         if (*c < '0' || *c > '9' || parsed > ((int64_t)1 << 40)) return TOPK_ERR_BAD_ENV;
         parsed = parsed * 10 + (*c - '0');
     }
-    if (!param_in_range(param, parsed)) return TOPK_ERR_BAD_ENV;
+    if (!topk_knob_allows(knob, parsed)) return TOPK_ERR_BAD_ENV;
     *value = parsed;
     return TOPK_OK;
 }
@@ -103,14 +93,14 @@ static topk_status read_env_backend(topk_backend *backend)
     return TOPK_ERR_BAD_ENV;
 }
 
+static int64_t *param_slot(topk_ctx *ctx, topk_param param);
+
 static topk_status read_env(topk_ctx *ctx, topk_backend *backend)
 {
-    topk_status s;
-    if ((s = read_env_backend(backend)) != TOPK_OK) return s;
-    if ((s = read_env_param("TOPK_THREADS", TOPK_PARAM_THREADS, &ctx->threads)) != TOPK_OK) return s;
-    if ((s = read_env_param("TOPK_TEAMS_PER_ROW", TOPK_PARAM_TEAMS_PER_ROW, &ctx->teams_per_row)) != TOPK_OK) return s;
-    if ((s = read_env_param("TOPK_PROFILE", TOPK_PARAM_PROFILE, &ctx->profile)) != TOPK_OK) return s;
-    return read_env_param("TOPK_CHUNK", TOPK_PARAM_CHUNK, &ctx->chunk);
+    topk_status s = read_env_backend(backend);
+    for (int param = 0; param < TOPK_PARAM_COUNT && s == TOPK_OK; param++)
+        s = read_env_param((topk_param)param, param_slot(ctx, (topk_param)param));
+    return s;
 }
 
 topk_status topk_ctx_create(topk_ctx **out, topk_backend backend)
@@ -122,7 +112,7 @@ topk_status topk_ctx_create(topk_ctx **out, topk_backend backend)
     if (!ctx) return TOPK_ERR_OUT_OF_MEMORY;
     topk_status s = read_env(ctx, &backend);
     if (s == TOPK_OK && (backend == TOPK_BACKEND_OFFLOAD || backend == TOPK_BACKEND_AUTO)) {
-        s = topk_gpu_open(&ctx->gpu, (int)ctx->device);
+        s = topk_gpu_open(&ctx->gpu, (int)ctx->device, (int)ctx->team_threads);
         if (backend == TOPK_BACKEND_AUTO) {
             backend = s == TOPK_OK ? TOPK_BACKEND_OFFLOAD : TOPK_BACKEND_CPU;
             s = TOPK_OK;
@@ -156,6 +146,7 @@ static int64_t *param_slot(topk_ctx *ctx, topk_param param)
     case TOPK_PARAM_TEAMS_PER_ROW: return &ctx->teams_per_row;
     case TOPK_PARAM_CHUNK: return &ctx->chunk;
     case TOPK_PARAM_PROFILE: return &ctx->profile;
+    case TOPK_PARAM_TEAM_THREADS: return &ctx->team_threads;
     }
     return NULL;
 }
@@ -164,10 +155,11 @@ topk_status topk_ctx_set_param(topk_ctx *ctx, topk_param param, int64_t value)
 {
     if (!ctx) return TOPK_ERR_NULL_POINTER;
     int64_t *slot = param_slot(ctx, param);
-    if (!slot || !param_in_range(param, value)) return TOPK_ERR_BAD_PARAM;
+    if (!slot || !topk_knob_allows(topk_knob_of(param), value)) return TOPK_ERR_BAD_PARAM;
+    if (param == TOPK_PARAM_TEAM_THREADS && ctx->gpu) topk_gpu_set_team_threads(ctx->gpu, (int)value);
     if (param == TOPK_PARAM_DEVICE && value != *slot && ctx->gpu) {
         topk_gpu *moved;
-        topk_status s = topk_gpu_open(&moved, (int)value);
+        topk_status s = topk_gpu_open(&moved, (int)value, (int)ctx->team_threads);
         if (s != TOPK_OK) return s;
         topk_tuning *tuning; /* another device may be another model, with other tuning */
         char device[sizeof ctx->tuning_device];

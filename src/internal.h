@@ -57,7 +57,10 @@ topk_status topk_cpu_select(const topk_problem *p, int threads, int64_t chunk);
  * lock that makes threads sharing the context take turns. Without an offload build, or without a
  * usable device, topk_gpu_open returns TOPK_ERR_NO_DEVICE. */
 typedef struct topk_gpu topk_gpu;
-topk_status topk_gpu_open(topk_gpu **gpu, int device);
+topk_status topk_gpu_open(topk_gpu **gpu, int device, int team_threads);
+
+/* Threads of the GPU's teams from the next call on: TOPK_PARAM_TEAM_THREADS, 0 for the planner's choice. */
+void topk_gpu_set_team_threads(topk_gpu *gpu, int team_threads);
 void topk_gpu_close(topk_gpu *gpu);
 topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_pointers, int64_t teams_per_row);
 /* The GPU's name for tuning tables ("NVIDIA H200"; tuning.c turns anything but letters, digits, '.'
@@ -77,7 +80,7 @@ int64_t topk_tuning_choose(const topk_tuning *tuning, topk_param param, const to
 
 struct topk_ctx {
     topk_backend backend; /* resolved: never AUTO */
-    int64_t threads, device, teams_per_row, chunk, profile;
+    int64_t threads, device, teams_per_row, chunk, profile, team_threads; /* the knobs (knobs.h) */
     topk_gpu *gpu;       /* NULL unless backend is OFFLOAD */
     topk_tuning *tuning; /* NULL when no tuning table applies */
     char tuning_device[128]; /* the device column tables are matched on */

@@ -1,6 +1,7 @@
 /*
  * Whole-row sampling operations for a team of threads, compiled for the host and for the GPU (declare
- * target): the GPU runs them with a team of 256 threads per row, the cpu backend with a "team" of one
+ * target): the GPU runs them with a team of SAMPLE_TEAM_MAX (256) threads per row (sample_gpu.c; the fused
+ * sampler's root team has the selection's 64-256, sample_fused.c), the cpu backend with a "team" of one
  * thread per row (rows spread over OpenMP threads), the offload host fallback with one or two.
  *
  * The one primitive is a search in best-first order: the smallest prefix of a row's members, taken

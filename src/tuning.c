@@ -26,6 +26,7 @@
 
 #include "internal.h"
 #include "tuning.h"
+#include "knobs.h"
 
 #define HEADER "# libtopk tuning v"
 #define VERSION 1
@@ -97,24 +98,8 @@ static bool device_name_ok(const char *name)
     return *name != 0;
 }
 
-static const struct {
-    const char *name;
-    const char *backend;
-    topk_param param;
-    int64_t most;
-} knobs[] = {
-    {"threads", "cpu", TOPK_PARAM_THREADS, 4096},
-    {"chunk", "cpu", TOPK_PARAM_CHUNK, (int64_t)1 << 40},
-    {"teams_per_row", "offload", TOPK_PARAM_TEAMS_PER_ROW, 65536},
-};
-
-/* The largest value a table may give a knob. */
-static int64_t knob_most(topk_param param)
-{
-    for (int i = 0; i < (int)(sizeof knobs / sizeof knobs[0]); i++)
-        if (knobs[i].param == param) return knobs[i].most;
-    return 0;
-}
+/* The largest value a table may give a knob (knobs.h). */
+static int64_t knob_most(topk_param param) { return topk_knob_of(param)->most; }
 
 static topk_status keep_row(parse_target *t, const tuning_row *row)
 {
@@ -161,17 +146,15 @@ static topk_status parse_line(char *line, const char *name, int number, parse_ta
         return fail(message, size, name, number, "vocab \"%s\": expected a whole number >= 1", field[4]);
     if (!parse_int(field[5], 1, row.vocab, &row.k))
         return fail(message, size, name, number, "k \"%s\": expected a whole number from 1 to vocab", field[5]);
-    int knob = -1;
-    for (int i = 0; i < (int)(sizeof knobs / sizeof knobs[0]); i++)
-        if (!strcmp(field[6], knobs[i].name)) knob = i;
-    if (knob < 0)
+    const topk_knob *knob = topk_knob_in_tables(field[6]);
+    if (!knob)
         return fail(message, size, name, number, "param \"%s\": expected threads, chunk or teams_per_row", field[6]);
-    if (strcmp(knobs[knob].backend, backend))
+    if (strcmp(knob->backend, backend))
         return fail(message, size, name, number, "param %s is not a knob of the %s backend", field[6], backend);
-    row.param = knobs[knob].param;
-    if (!parse_int(field[7], 1, knobs[knob].most, &row.value))
+    row.param = knob->param;
+    if (!parse_int(field[7], 1, knob->most, &row.value))
         return fail(message, size, name, number, "value \"%s\": expected a whole number from 1 to %lld", field[7],
-                    (long long)knobs[knob].most);
+                    (long long)knob->most);
     if (!parse_us(field[8], &row.us))
         return fail(message, size, name, number, "us \"%s\": expected a time in microseconds > 0", field[8]);
     row.log_batch = log2((double)row.batch);

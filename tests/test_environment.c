@@ -12,7 +12,8 @@
 
 #include "check.h"
 
-static const char *const variables[] = {"TOPK_BACKEND", "TOPK_THREADS", "TOPK_TEAMS_PER_ROW", "TOPK_CHUNK"};
+static const char *const variables[] = {"TOPK_BACKEND", "TOPK_THREADS", "TOPK_TEAMS_PER_ROW", "TOPK_CHUNK",
+                                        "TOPK_PROFILE", "TOPK_TEAM_THREADS"};
 enum { VARIABLE_COUNT = sizeof variables / sizeof variables[0] };
 static char *saved[VARIABLE_COUNT];
 
@@ -66,6 +67,29 @@ Test(environment, tuning_values_out_of_range)
     expect_bad_env("TOPK_THREADS", "+4");
     expect_bad_env("TOPK_TEAMS_PER_ROW", "-1");
     expect_bad_env("TOPK_CHUNK", "4x");
+    expect_bad_env("TOPK_PROFILE", "2");
+    expect_bad_env("TOPK_TEAM_THREADS", "48");   /* not whole warps */
+    expect_bad_env("TOPK_TEAM_THREADS", "2048"); /* above a CUDA block */
+    expect_bad_env("TOPK_TEAM_THREADS", "16");
+}
+
+/* Every knob's variable lands in its parameter (one table, src/knobs.c), on any backend. */
+Test(environment, knobs_read_into_params)
+{
+    static const struct {
+        const char *name, *value;
+        topk_param param;
+    } knobs[] = {{"TOPK_THREADS", "3", TOPK_PARAM_THREADS}, {"TOPK_TEAMS_PER_ROW", "12", TOPK_PARAM_TEAMS_PER_ROW},
+                 {"TOPK_CHUNK", "4096", TOPK_PARAM_CHUNK}, {"TOPK_PROFILE", "1", TOPK_PARAM_PROFILE},
+                 {"TOPK_TEAM_THREADS", "512", TOPK_PARAM_TEAM_THREADS}};
+    for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
+        topk_ctx *ctx;
+        int64_t value = -1;
+        cr_assert(create_with(knobs[i].name, knobs[i].value, TOPK_BACKEND_CPU, &ctx) == TOPK_OK, "%s", knobs[i].name);
+        cr_assert(topk_ctx_get_param(ctx, knobs[i].param, &value) == TOPK_OK && value == atoll(knobs[i].value),
+                  "%s=%s read back as %lld", knobs[i].name, knobs[i].value, (long long)value);
+        topk_ctx_free(ctx);
+    }
 }
 
 Test(environment, unknown_backend)

@@ -210,6 +210,17 @@ Test(errors, params)
     cr_assert(topk_ctx_set_param(ctx, TOPK_PARAM_TEAMS_PER_ROW, (int64_t)1 << 31) == TOPK_ERR_BAD_PARAM);
     cr_assert(topk_ctx_set_param(ctx, TOPK_PARAM_CHUNK, INT64_MAX) == TOPK_ERR_BAD_PARAM);
     cr_assert(topk_ctx_set_param(ctx, TOPK_PARAM_DEVICE, -1) == TOPK_OK, "device -1 means the default device");
+    /* threads of a GPU team: whole warps up to 1024 (every backend keeps the value; offload uses it) */
+    static const int64_t team_threads_bad[] = {16, 48, 1056, 2048, -32};
+    for (int i = 0; i < 5; i++)
+        cr_assert(topk_ctx_set_param(ctx, TOPK_PARAM_TEAM_THREADS, team_threads_bad[i]) == TOPK_ERR_BAD_PARAM,
+                  "team threads %lld accepted", (long long)team_threads_bad[i]);
+    static const int64_t team_threads_good[] = {32, 64, 256, 1024, 0};
+    for (int i = 0; i < 5; i++) {
+        int64_t value = -7;
+        cr_assert(topk_ctx_set_param(ctx, TOPK_PARAM_TEAM_THREADS, team_threads_good[i]) == TOPK_OK);
+        cr_assert(topk_ctx_get_param(ctx, TOPK_PARAM_TEAM_THREADS, &value) == TOPK_OK && value == team_threads_good[i]);
+    }
     cr_assert(topk_ctx_set_param(ctx, (topk_param)17, 1) == TOPK_ERR_BAD_PARAM);
     cr_assert(topk_ctx_set_param(ctx, (topk_param)-1, 1) == TOPK_ERR_BAD_PARAM);
     cr_assert(topk_ctx_set_param(NULL, TOPK_PARAM_THREADS, 1) == TOPK_ERR_NULL_POINTER);
