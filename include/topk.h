@@ -50,24 +50,25 @@ TOPK_API unsigned topk_version_number(void);
 /* The same as a string, "MAJOR.MINOR.PATCH". */
 TOPK_API const char *topk_version_string(void);
 
-/* Every function that can fail returns one of these. TOPK_OK is 0; all others are errors. */
+/* Every function that can fail returns one of these. TOPK_OK is 0; all others are errors. The numbers
+ * are stable: a status keeps its value in every later version, and new ones are added at the end. */
 typedef enum topk_status {
     TOPK_OK = 0,
-    TOPK_ERR_NULL_POINTER,   /* a required pointer (context, input, output) is NULL */
-    TOPK_ERR_BAD_SHAPE,      /* batch or vocab < 1, or the matrix does not fit in 64-bit byte offsets */
-    TOPK_ERR_BAD_K,          /* k < 0 or k > vocab */
-    TOPK_ERR_BAD_STRIDE,     /* row stride < vocab */
-    TOPK_ERR_BAD_DTYPE,      /* dtype is not one of topk_dtype */
-    TOPK_ERR_BAD_BACKEND,    /* backend is not one of topk_backend */
-    TOPK_ERR_BAD_ENV,        /* TOPK_BACKEND or a TOPK_* tuning variable holds a value we do not know */
-    TOPK_ERR_BAD_PARAM,      /* unknown tuning parameter or flag bit, or a value out of its range */
-    TOPK_ERR_NO_DEVICE,      /* the offload backend or device pointers were asked for and no usable GPU exists */
-    TOPK_ERR_BAD_MEMORY,     /* device pointers given to a backend that reads host memory */
-    TOPK_ERR_OUT_OF_MEMORY,  /* a workspace could not be allocated */
-    TOPK_ERR_DEVICE_FAILURE, /* the GPU runtime reported a failure */
-    TOPK_ERR_BAD_SAMPLING,   /* a sampling parameter is out of range (temperature, top_k, top_p, min_p) */
-    TOPK_ERR_STREAM_CAPTURING, /* the caller's CUDA stream is capturing a graph (the Python binding checks) */
-    TOPK_STATUS_COUNT        /* not a status: the number of them */
+    TOPK_ERR_NULL_POINTER = 1,       /* a required pointer (context, input, output) is NULL */
+    TOPK_ERR_BAD_SHAPE = 2,          /* batch or vocab < 1, or the matrix does not fit in 64-bit byte offsets */
+    TOPK_ERR_BAD_K = 3,              /* k < 0 or k > vocab */
+    TOPK_ERR_BAD_STRIDE = 4,         /* row stride < vocab */
+    TOPK_ERR_BAD_DTYPE = 5,          /* dtype is not one of topk_dtype */
+    TOPK_ERR_BAD_BACKEND = 6,        /* backend is not one of topk_backend */
+    TOPK_ERR_BAD_ENV = 7,            /* TOPK_BACKEND or a TOPK_* tuning variable holds a value we do not know */
+    TOPK_ERR_BAD_PARAM = 8,          /* unknown tuning parameter or flag bit, or a value out of its range */
+    TOPK_ERR_NO_DEVICE = 9,          /* the offload backend or device pointers were asked for and no usable GPU exists */
+    TOPK_ERR_BAD_MEMORY = 10,        /* device pointers given to a backend that reads host memory */
+    TOPK_ERR_OUT_OF_MEMORY = 11,     /* a workspace could not be allocated */
+    TOPK_ERR_DEVICE_FAILURE = 12,    /* the GPU runtime reported a failure */
+    TOPK_ERR_BAD_SAMPLING = 13,      /* a sampling parameter is out of range (temperature, top_k, top_p, min_p) */
+    TOPK_ERR_STREAM_CAPTURING = 14,  /* the caller's CUDA stream is capturing a graph (the Python binding checks) */
+    TOPK_STATUS_COUNT                /* not a status: the number of them in this version */
 } topk_status;
 
 /* A short readable message for a status ("k is negative or larger than vocab", ...). Never NULL; an
@@ -164,7 +165,9 @@ TOPK_API topk_status topk_select(topk_ctx *ctx, const void *input, topk_dtype dt
  * the library from tuning/ in the source tree. tuning/README.md gives the format and "nearest".
  * A table only changes how work is split, never a result. */
 
-/* Microseconds spent in each stage of the last topk_select on a context. */
+/* Microseconds spent in each stage of the last topk_select on a context. EXPERIMENTAL: its fields may
+ * change in any minor version (before 1.0 the SONAME carries the minor version, so a library of another
+ * layout is never loaded in its place). */
 typedef struct topk_stage_times {
     double total_us;    /* topk_select from entry to return */
     double validate_us; /* argument checks */

@@ -59,6 +59,8 @@ class BinaryDistribution(Distribution):
         return True
 
 
-FAST = Extension("topk._fast", ["topk/_fast.c"], extra_compile_args=["-std=c17"], optional=True)
+# topk.h (flags, topk_select's type) from the repository around this folder, as the library's build takes it
+FAST = Extension("topk._fast", ["topk/_fast.c"], extra_compile_args=["-std=c17"], optional=True,
+                 include_dirs=[str(Path(os.environ.get("TOPK_SOURCE_DIR", HERE.parent)).resolve() / "include")])
 
 setup(cmdclass={"build_py": BuildWithLibrary}, distclass=BinaryDistribution, ext_modules=[FAST])

@@ -155,3 +155,14 @@ def test_one_version_everywhere():
     parts = [re.search(rf"#define TOPK_VERSION_{p} (\d+)", header).group(1) for p in ("MAJOR", "MINOR", "PATCH")]
     pyproject = re.search(r'^version = "([^"]+)"', (top / "python" / "pyproject.toml").read_text(), re.M).group(1)
     assert topk.__version__ == topk.library_version == ".".join(parts) == pyproject
+
+
+def test_statuses_match_the_header():
+    """topk._library.STATUSES is topk.h's enum, number for number (the numbers are stable there)."""
+    import re
+    from pathlib import Path
+    from topk._library import STATUSES
+    header = (Path(__file__).resolve().parents[2] / "include" / "topk.h").read_text()
+    block = header[header.index("typedef enum topk_status {"):header.index("} topk_status;")]
+    enum = {int(number): name for name, number in re.findall(r"TOPK_(?:ERR_)?(\w+) = (\d+),", block)}
+    assert [enum[i] for i in range(len(enum))] == list(STATUSES)

@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "topk.h" /* the flags and topk_select's type; the library itself is reached through ctypes' pointer */
+
 #if PY_VERSION_HEX < 0x030A0000
 static inline PyObject *Py_NewRef(PyObject *o)
 {
@@ -32,15 +34,14 @@ static inline PyObject *Py_NewRef(PyObject *o)
 }
 #endif
 
-typedef int (*select_fn)(void *ctx, const void *input, int dtype, int64_t batch, int64_t vocab, int64_t row_stride,
-                         int64_t k, unsigned flags, void *values, int64_t *indices);
+typedef __typeof__(&topk_select) select_fn;
 typedef int (*stream_fn)(void *stream); /* cuStreamQuery, cuStreamSynchronize */
 typedef int (*capture_fn)(void *stream, int *status); /* cuStreamIsCapturing */
 
-enum { SMALLEST = 1, DEVICE_POINTERS = 2, CUDA_SUCCESS = 0, CUDA_ERROR_NOT_READY = 600, MAX_KINDS = 8, MAX_DTYPES = 4 };
+enum { CUDA_SUCCESS = 0, CUDA_ERROR_NOT_READY = 600, MAX_KINDS = 8, MAX_DTYPES = 4 };
 
 /* What init() hands over, kept for the life of the process. */
-static select_fn topk_select;
+static select_fn select_call; /* topk_select in the libtopk that ctypes loaded */
 static PyObject *topk_type;     /* topk.TopK */
 static PyObject *contexts;      /* topk._backends._contexts: (backend, cuda device or None) -> context */
 static PyObject *raise_for;     /* topk._library.raise_for(status) */
@@ -513,7 +514,7 @@ static PyObject *fast_topk(PyObject *self, PyObject *const *args, Py_ssize_t nar
     rows2d m = {0};
     int64_t k, dim;
     void *ctx = NULL, *values_ptr = NULL, *indices_ptr = NULL;
-    if (nargs != 6 || topk_select == NULL)
+    if (nargs != 6 || select_call == NULL)
         Py_RETURN_NONE;
     PyObject *x = args[0], *largest = args[3], *backend = args[4], *out = args[5];
     if (!exact_int(args[2], &dim) || dim != -1 || !exact_int(args[1], &k) ||
@@ -547,15 +548,15 @@ static PyObject *fast_topk(PyObject *self, PyObject *const *args, Py_ssize_t nar
             goto python;
     }
     if (call) {
-        unsigned flags = largest == Py_True ? 0 : SMALLEST;
+        unsigned flags = largest == Py_True ? 0 : TOPK_SMALLEST;
         int status;
         if (m.cuda != NULL) { /* after the outputs are allocated: see topk._arrays */
-            flags |= DEVICE_POINTERS;
+            flags |= TOPK_DEVICE_POINTERS;
             if (wait_stream(m.cuda))
                 goto done;
         }
         Py_BEGIN_ALLOW_THREADS
-        status = topk_select(ctx, m.ptr, m.code, m.rows, m.vocab, m.stride, k, flags, values_ptr, indices_ptr);
+        status = select_call(ctx, m.ptr, (topk_dtype)m.code, m.rows, m.vocab, m.stride, k, flags, values_ptr, indices_ptr);
         Py_END_ALLOW_THREADS
         if (status) {
             PyObject *status_obj = PyLong_FromLong(status);
@@ -668,7 +669,7 @@ static PyObject *fast_init(PyObject *self, PyObject *args)
     Py_XSETREF(describe_kind, Py_NewRef(describer));
     Py_XSETREF(cuda_module, Py_NewRef(cuda));
     Py_XSETREF(python_topk, Py_NewRef(python));
-    topk_select = (select_fn)(uintptr_t)address;
+    select_call = (select_fn)(uintptr_t)address;
     set_entry_doc(python);
     PyObject *module_name = PyUnicode_FromString("topk");
     PyObject *entry = module_name ? PyCFunction_NewEx(&topk_entry_def, NULL, module_name) : NULL;
