@@ -91,7 +91,7 @@ TOPK_INLINE bool take_ticket(team *t, uint32_t *ticket, uint32_t inputs)
 TOPK_INLINE void write_entry(const topk_plan *p, const char *rowp, int64_t row, uint64_t c, int64_t j, char *values,
                              int64_t *indices)
 {
-    uint32_t column = ~(uint32_t)c;
+    int64_t column = topk_composite_column(c);
     int64_t out = row * p->k + j;
     indices[out] = column;
     if (p->elem == 4)

@@ -14,7 +14,7 @@
  *
  * A row that cannot be served by a list (no top-k filter, a top_k above SAMPLE_LIST, or a list whose
  * first entry is a NaN: the library's order ranks NaN first, sampling ranks it as -inf) is sampled the
- * whole-row way by its root team (team_sample_row, as sample_gpu.c does), in team memory shared with
+ * whole-row way by its root team (sample_team_draw_row, as sample_gpu.c does), in team memory shared with
  * the selection's: the selection is done with it by then, and the team restarts afterwards.
  *
  * A call with one set of parameters for every row passes them as scalars; per-row parameters are copied
@@ -37,8 +37,8 @@ typedef union fused_mem {
 /* The sampling composite of selection composite c of a row (the same column; NaN ranks as -inf). */
 TOPK_INLINE uint64_t sampling_composite(const char *rowp, int dtype, uint64_t c)
 {
-    uint32_t column = ~(uint32_t)c;
-    return sample_composite(sample_key(dtype, sample_bits_at(rowp, dtype, column)), column);
+    int64_t column = topk_composite_column(c);
+    return topk_composite(sample_key(dtype, sample_bits_at(rowp, dtype, column)), column);
 }
 
 /* Where the root keeps a row's list and its weights: in the selection buffer, past the SAMPLE_LIST
@@ -65,10 +65,10 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
         for (int64_t j = t->tid; j < n; j += t->nt) list[j] = sampling_composite(rowp, dtype, s->buf[j]);
         team_barrier();
         /* Every thread reads the same best, so all take the same way without a broadcast. */
-        by_list = !sample_bits_are_nan(dtype, sample_bits_at(rowp, dtype, sample_column(list[0])));
+        by_list = !sample_bits_are_nan(dtype, sample_bits_at(rowp, dtype, topk_composite_column(list[0])));
         if (by_list) {
             sample_scale sc;
-            pick.token = sample_column(list[0]);
+            pick.token = topk_composite_column(list[0]);
             if (sample_list_scale(rowp, dtype, vocab, list, n, rp, &sc)) {
                 for (int64_t j = t->tid; j < n; j += t->nt) w[j] = sample_list_weight(rowp, dtype, sc, rp, list[j]);
                 team_barrier();
@@ -82,7 +82,7 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
     if (!by_list) {
         sample_team st = {&m->sample, t->tid, t->nt};
         sample_view v = {.row = rowp, .dtype = dtype, .kind = SAMPLE_LOGITS, .vocab = vocab};
-        pick = team_sample_row(st, v, rp, random, 0);
+        pick = sample_team_draw_row(st, v, rp, random, 0);
     }
     if (t->tid == 0) {
         tokens[row] = pick.token;

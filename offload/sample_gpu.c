@@ -29,19 +29,19 @@ SAMPLE_INLINE void sample_run_team(sample_mem *m, int op, const char *input, int
         sample_row rp = rows[r];
         float *dense = (float *)out + r * vocab;
         if (op == SAMPLE_OP_SAMPLE) {
-            sample_pick pick = team_sample_row(t, v, rp, sample_philox(seed, offset, (uint64_t)r), 0);
+            sample_pick pick = sample_team_draw_row(t, v, rp, sample_philox(seed, offset, (uint64_t)r), 0);
             if (t.tid == 0) {
                 ((int64_t *)out)[r] = pick.token;
                 if (probs) probs[r] = pick.prob;
             }
         } else if (op == SAMPLE_OP_SOFTMAX)
-            team_softmax_row(t, v, rp.temperature, dense);
+            sample_team_softmax_row(t, v, rp.temperature, dense);
         else if (op == SAMPLE_OP_TOP_K_RENORM)
-            team_renorm_row(t, v, rp.top_k, 1.0f, dense);
+            sample_team_renorm_row(t, v, rp.top_k, 1.0f, dense);
         else if (op == SAMPLE_OP_TOP_P_RENORM)
-            team_renorm_row(t, v, 0, rp.top_p, dense);
+            sample_team_renorm_row(t, v, 0, rp.top_p, dense);
         else
-            team_mask_row(t, v, rp.top_k, out + r * vocab * elem);
+            sample_team_mask_row(t, v, rp.top_k, out + r * vocab * elem);
         sample_barrier(t); /* team memory is reused by the next row */
     }
 }

@@ -45,7 +45,6 @@ typedef struct wave {
     int64_t first;
 } wave;
 
-TOPK_INLINE uint64_t composite(uint32_t key, int64_t index) { return (uint64_t)key << 32 | (uint32_t)~(uint32_t)index; }
 
 /* Slots are whole aligned 16-byte blocks, so the first and the last slot of a row may reach up to 15
  * bytes outside its elements: never outside their aligned block (so never onto another page), and
@@ -94,12 +93,12 @@ TOPK_INLINE uint64_t wave_get(const team *t, stream s, wave w, int j, int l)
     bool in = slot < s.end && e >= 0 && e < s.count;
     topk_u32x4 v = w.v[j];
     switch (s.kind) {
-    case WAVE_F32: return in ? composite(topk_key_f32(v[l & 3]) ^ s.flip, e) : 0;
+    case WAVE_F32: return in ? topk_composite(topk_key_f32(v[l & 3]) ^ s.flip, e) : 0;
     case WAVE_LIST: return in ? (uint64_t)v[(2 * l + 1) & 3] << 32 | v[(2 * l) & 3] : 0;
     default: {
         uint32_t bits = (v[(l / 2) & 3] >> (16 * (l % 2))) & 0xFFFFu;
         uint32_t key = s.kind == WAVE_BF16 ? topk_key_bf16(bits) : topk_key_f16(bits);
-        return in ? composite(key ^ s.flip, e) : 0;
+        return in ? topk_composite(key ^ s.flip, e) : 0;
     }
     }
 }
@@ -214,7 +213,7 @@ TOPK_INLINE uint64_t candidate_composite(const team *t, stream s, wave w, int b)
     for (int i = 1; i < TOPK_SLOTS; i++) v = j == i ? w.v[i] : v;
     uint32_t bits = word_at(v, (l / 2) & 3) >> (16 * (l % 2)) & 0xFFFFu;
     uint32_t key = s.kind == WAVE_BF16 ? topk_key_bf16(bits) : topk_key_f16(bits);
-    return composite(key ^ s.flip, e);
+    return topk_composite(key ^ s.flip, e);
 }
 
 /* Runs BODY for every element c of the thread's slots of a wave that may be >= floor. For 16-bit waves

@@ -2,7 +2,7 @@
  * Team-level building blocks of the selection kernels: one OpenMP team (a CUDA block on the GPU, a few
  * host threads under OpenMP's host fallback) cooperating on a buffer of "composites".
  *
- * A composite is one element as a single 64-bit unsigned number:
+ * A composite (topk_composite, src/keys.h) is one element as a single 64-bit unsigned number:
  *     (ordered key << 32) | ~column
  * so that a larger composite is exactly a better element under the contract's total order (larger key
  * first, then smaller column). Composites are unique within a row, and 0 is never a real element (it

@@ -6,11 +6,11 @@
  * a short start that threshold is high. So each thread streams its part of a row in 64-byte blocks
  * (16 fp32 or 32 fp16/bf16 elements), compares a whole block with the threshold in SIMD registers, and
  * looks only at the lanes of a block that fired. Winners go into a small buffer of
- * (key, index) words; when the buffer fills, an exact selection keeps the best k and raises the
+ * composites; when the buffer fills, an exact selection keeps the best k and raises the
  * threshold. Expected survivors in random data are about k * ln(V / k), so the cost is one read of the
  * row; adversarial rows (ascending) only make the exact part busier, never wrong.
  *
- * Candidates are 64-bit words: key << 32 | ~column. Comparing words compares keys first and, for equal
+ * Candidates are composites (keys.h: key << 32 | ~column). Comparing them compares keys first and, for equal
  * keys, prefers the smaller column, which is exactly the contract's order; so the whole selection is
  * integer compares. Columns are row-relative and fit in 32 bits (rows of up to 2^32 - 1 elements).
  *
@@ -38,7 +38,6 @@ typedef struct segment_state {
     uint64_t threshold; /* the keep-th best word once count reached keep; 0 before */
 } segment_state;
 
-static inline uint64_t make_word(uint32_t key, int64_t column) { return (uint64_t)key << 32 | (uint32_t)~column; }
 
 static inline int64_t word_column(uint64_t word) { return (int64_t)(uint32_t)~word; }
 
@@ -107,7 +106,7 @@ static inline uint32_t lane_bits16(const lanes16 *pass)
     {                                                                                                        \
         for (; fired; fired &= fired - 1) {                                                                  \
             int i = __builtin_ctz(fired);                                                                    \
-            offer(s, make_word(KEY(row[c + i]) ^ flip, c + i));                                              \
+            offer(s, topk_composite(KEY(row[c + i]) ^ flip, c + i));                                              \
         }                                                                                                    \
     }
 
@@ -142,7 +141,7 @@ DEFINE_OFFER_FIRED(offer_fired_bf16, uint16_t, topk_key_bf16)
                 bar = (LANES){} + (LANE)((uint32_t)(s->threshold >> 32) ^ (MAGNITUDE + 1u));                 \
             }                                                                                                \
         }                                                                                                    \
-        for (; c < end; c++) offer(s, make_word(KEY(row[c]) ^ flip, c));                                    \
+        for (; c < end; c++) offer(s, topk_composite(KEY(row[c]) ^ flip, c));                                    \
     }
 
 DEFINE_FILTER(filter_f16, uint16_t, int16_t, lanes16, lane_bits16, 15, 0x7FFF, 0x7C00, topk_key_f16, offer_fired_f16)
@@ -184,7 +183,7 @@ SIMD_CLONES static void filter_f32(const uint32_t *row, int64_t from, int64_t en
             f32_bar(s, flip, &bar);
         }
     }
-    for (; c < end; c++) offer(s, make_word(topk_key_f32(row[c]) ^ flip, c));
+    for (; c < end; c++) offer(s, topk_composite(topk_key_f32(row[c]) ^ flip, c));
 }
 
 static void filter(const topk_problem *p, const void *row, int64_t from, int64_t end, segment_state *s)
@@ -216,7 +215,7 @@ static bool sample_threshold(const topk_problem *p, const char *row, int64_t beg
     uint64_t sample[SAMPLE];
     for (int64_t run = 0; run < SAMPLE / SAMPLE_RUN; run++) {
         int64_t at = begin + run * (n - SAMPLE_RUN) / (SAMPLE / SAMPLE_RUN - 1);
-        for (int64_t i = 0; i < SAMPLE_RUN; i++) sample[run * SAMPLE_RUN + i] = make_word(topk_key_at(p, row, at + i), at + i);
+        for (int64_t i = 0; i < SAMPLE_RUN; i++) sample[run * SAMPLE_RUN + i] = topk_composite(topk_key_at(p, row, at + i), at + i);
     }
     topk_select_words(sample, SAMPLE, rank);
     uint64_t lowest = sample[0];
@@ -238,7 +237,7 @@ static void scan_segment(const topk_problem *p, int64_t row_index, int64_t begin
         s->count = 0; /* the row was unlike its sample: start again the plain way */
     }
     /* The first keep elements are taken as they come: there is no threshold yet. */
-    for (int64_t c = begin; c < begin + s->keep; c++) s->words[s->count++] = make_word(topk_key_at(p, row, c), c);
+    for (int64_t c = begin; c < begin + s->keep; c++) s->words[s->count++] = topk_composite(topk_key_at(p, row, c), c);
     shrink(s);
     filter(p, row, begin + s->keep, end, s);
     shrink(s);

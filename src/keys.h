@@ -37,6 +37,22 @@ static inline uint32_t topk_key_bf16(uint32_t bits)
     return bits ^ ((0u - (bits >> 15)) & 0x7FFFu) ^ 0x8000u;
 }
 
+/* One element as one 64-bit unsigned number, its composite: (ordered key << 32) | ~column. A larger
+ * composite is exactly a better element under the contract's order (larger key first, then the smaller
+ * column), one integer compare; the composites of a row are unique, and 0 is no element of a row of fewer
+ * than 2^32 - 1 (it would need that column), so 0 pads. Every backend selects, merges and sorts these;
+ * the sampler makes them from its own key (sample_key, which ranks NaN as -inf). */
+static inline __attribute__((always_inline)) uint64_t topk_composite(uint32_t key, int64_t column)
+{
+    return (uint64_t)key << 32 | (uint32_t)~(uint32_t)column;
+}
+
+/* The column of a composite. */
+static inline __attribute__((always_inline)) int64_t topk_composite_column(uint64_t composite)
+{
+    return (int64_t)(uint32_t)~(uint32_t)composite;
+}
+
 #pragma omp end declare target
 
 #endif

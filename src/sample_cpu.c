@@ -54,7 +54,7 @@ static bool list_composites(const topk_sample_problem *p, const char *values, co
 {
     if (sample_bits_are_nan(p->dtype, sample_bits_at(values, p->dtype, 0))) return false;
     for (int64_t j = 0; j < n; j++)
-        list[j] = sample_composite(sample_key(p->dtype, sample_bits_at(values, p->dtype, j)), indices[j]);
+        list[j] = topk_composite(sample_key(p->dtype, sample_bits_at(values, p->dtype, j)), indices[j]);
     return true;
 }
 
@@ -66,16 +66,16 @@ static void run_row(const topk_sample_problem *p, int64_t r, sample_mem *mem, fl
     sample_view v = {.row = sample_input_row(p, r), .dtype = p->dtype, .vocab = p->vocab};
     switch (p->op) {
     case SAMPLE_OP_SAMPLE: {
-        sample_pick pick = team_sample_row(t, v, *rp, sample_philox(p->seed, p->offset, (uint64_t)r), cache);
+        sample_pick pick = sample_team_draw_row(t, v, *rp, sample_philox(p->seed, p->offset, (uint64_t)r), cache);
         ((int64_t *)p->out)[r] = pick.token;
         if (p->probs) p->probs[r] = pick.prob;
         break;
     }
-    case SAMPLE_OP_SOFTMAX: team_softmax_row(t, v, rp->temperature, (float *)p->out + r * p->vocab); break;
-    case SAMPLE_OP_TOP_K_RENORM: team_renorm_row(t, v, rp->top_k, 1.0f, (float *)p->out + r * p->vocab); break;
-    case SAMPLE_OP_TOP_P_RENORM: team_renorm_row(t, v, 0, rp->top_p, (float *)p->out + r * p->vocab); break;
+    case SAMPLE_OP_SOFTMAX: sample_team_softmax_row(t, v, rp->temperature, (float *)p->out + r * p->vocab); break;
+    case SAMPLE_OP_TOP_K_RENORM: sample_team_renorm_row(t, v, rp->top_k, 1.0f, (float *)p->out + r * p->vocab); break;
+    case SAMPLE_OP_TOP_P_RENORM: sample_team_renorm_row(t, v, 0, rp->top_p, (float *)p->out + r * p->vocab); break;
     case SAMPLE_OP_TOP_K_MASK:
-        team_mask_row(t, v, rp->top_k, (char *)p->out + r * p->vocab * topk_dtype_size(p->dtype));
+        sample_team_mask_row(t, v, rp->top_k, (char *)p->out + r * p->vocab * topk_dtype_size(p->dtype));
         break;
     }
 }

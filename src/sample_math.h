@@ -104,14 +104,6 @@ SAMPLE_INLINE float sample_value(int dtype, uint32_t bits)
     return sample_bits_to_f32(f);
 }
 
-/* A composite: (sampling key << 32) | ~column. Larger is better: larger key, then smaller column. */
-SAMPLE_INLINE uint64_t sample_composite(uint32_t key, int64_t column)
-{
-    return (uint64_t)key << 32 | (uint32_t)~(uint32_t)column;
-}
-
-SAMPLE_INLINE int64_t sample_column(uint64_t composite) { return (int64_t)(uint32_t)~(uint32_t)composite; }
-
 /* The key of -inf, which also stands for NaN: a row whose best key is this has nothing to draw. */
 SAMPLE_INLINE bool sample_key_is_minus_inf(uint32_t key) { return key <= 0x007FFFFFu; }
 
@@ -237,7 +229,7 @@ SAMPLE_INLINE float sample_ratio(uint64_t weight, uint64_t total)
 
 /* How many of a row's best topk_sample needs, when a top-k list serves it: 1 for a greedy row, top_k
  * for a real top-k filter of at most `most` (each backend's list limit), else 0: the row is sampled the
- * whole-row way. Either way gives the same draw (sample_from_list computes team_sample_row's function
+ * whole-row way. Either way gives the same draw (sample_from_list computes sample_team_draw_row's function
  * on the row's top n). */
 SAMPLE_INLINE int64_t sample_list_length(sample_row rp, int64_t vocab, int64_t most)
 {
@@ -264,7 +256,7 @@ SAMPLE_INLINE bool sample_bits_are_nan(int dtype, uint32_t bits)
 SAMPLE_INLINE bool sample_list_scale(const char *row, int dtype, int64_t vocab, const uint64_t *list, int64_t n,
                                      sample_row rp, sample_scale *sc)
 {
-    float max = sample_value(dtype, sample_bits_at(row, dtype, sample_column(list[0])));
+    float max = sample_value(dtype, sample_bits_at(row, dtype, topk_composite_column(list[0])));
     if (n == 1 || rp.temperature == 0.0f || max == -__builtin_inff()) return false;
     *sc = sample_scale_make(max, rp.temperature, vocab);
     return true;
@@ -277,7 +269,7 @@ SAMPLE_INLINE bool sample_list_scale(const char *row, int dtype, int64_t vocab, 
 /* The list weight of the entry with composite c. */
 SAMPLE_INLINE uint64_t sample_list_weight(const char *row, int dtype, sample_scale sc, sample_row rp, uint64_t c)
 {
-    float wf = sample_w(sc, sample_value(dtype, sample_bits_at(row, dtype, sample_column(c))));
+    float wf = sample_w(sc, sample_value(dtype, sample_bits_at(row, dtype, topk_composite_column(c))));
     uint64_t weight = sample_fixed(sc, wf);
     return wf < rp.min_p ? weight | SAMPLE_MIN_P_CUT : weight;
 }
@@ -300,9 +292,9 @@ SAMPLE_INLINE sample_pick sample_list_draw(const uint64_t *list, uint64_t *w, in
     uint64_t drawn = sample_mulhi(random, kept), below = 0;
     for (int64_t j = 0; j < end; j++) {
         below += w[j];
-        if (below > drawn) return (sample_pick){sample_column(list[j]), sample_ratio(w[j], kept)};
+        if (below > drawn) return (sample_pick){topk_composite_column(list[j]), sample_ratio(w[j], kept)};
     }
-    return (sample_pick){sample_column(list[0]), 1.0f}; /* not reached: drawn < kept */
+    return (sample_pick){topk_composite_column(list[0]), 1.0f}; /* not reached: drawn < kept */
 }
 
 /* The three steps by one thread; w[0..n) is scratch. */
@@ -310,7 +302,7 @@ SAMPLE_INLINE sample_pick sample_from_list(const char *row, int dtype, int64_t v
                                            int64_t n, uint64_t *w, sample_row rp, uint64_t random)
 {
     sample_scale sc;
-    if (!sample_list_scale(row, dtype, vocab, list, n, rp, &sc)) return (sample_pick){sample_column(list[0]), 1.0f};
+    if (!sample_list_scale(row, dtype, vocab, list, n, rp, &sc)) return (sample_pick){topk_composite_column(list[0]), 1.0f};
     for (int64_t j = 0; j < n; j++) w[j] = sample_list_weight(row, dtype, sc, rp, list[j]);
     return sample_list_draw(list, w, n, rp, random);
 }

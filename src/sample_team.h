@@ -16,6 +16,10 @@
  *
  * No pass sorts anything and the row is never copied: each pass reads the row again (the cpu backend
  * keeps the row's float weights in a cache, so it computes the exponentials once).
+ *
+ * Its names (sample_team, sample_barrier, sample_team_*) stand apart from offload/team.h's team engine on
+ * purpose: this one also runs as a one-thread "team" inside the cpu backend's worksharing loop, where no
+ * barrier may be, and it searches integer masses, not counts of composites.
  */
 #ifndef TOPK_SAMPLE_TEAM_H
 #define TOPK_SAMPLE_TEAM_H
@@ -80,7 +84,7 @@ SAMPLE_INLINE uint64_t view_composite(sample_view v, int64_t i)
         p.f = sample_prob_value(bits);
         bits = p.u;
     }
-    return sample_composite(sample_key(v.dtype, bits), i);
+    return topk_composite(sample_key(v.dtype, bits), i);
 }
 
 SAMPLE_INLINE float view_w(sample_view v, int64_t i)
@@ -98,7 +102,7 @@ SAMPLE_INLINE uint64_t view_mass(sample_view v, int64_t i, uint64_t c)
 }
 
 /* The best composite of the row. */
-SAMPLE_INLINE uint64_t team_best(sample_team t, sample_view v)
+SAMPLE_INLINE uint64_t sample_team_best(sample_team t, sample_view v)
 {
     uint64_t best = 0;
     for (int64_t i = t.tid; i < v.vocab; i += t.nt) {
@@ -119,7 +123,7 @@ SAMPLE_INLINE uint64_t team_best(sample_team t, sample_view v)
 }
 
 /* The members' total weight. */
-SAMPLE_INLINE uint64_t team_mass(sample_team t, sample_view v)
+SAMPLE_INLINE uint64_t sample_team_mass(sample_team t, sample_view v)
 {
     uint64_t sum = 0;
     for (int64_t i = t.tid; i < v.vocab; i += t.nt) sum += view_mass(v, i, view_composite(v, i));
@@ -137,7 +141,7 @@ SAMPLE_INLINE uint64_t team_mass(sample_team t, sample_view v)
 }
 
 /* Fills the cache with the row's float weights (the cpu backend's one-thread teams). */
-SAMPLE_INLINE void team_fill_cache(sample_team t, sample_view v, float *cache)
+SAMPLE_INLINE void sample_team_fill_cache(sample_team t, sample_view v, float *cache)
 {
     for (int64_t i = t.tid; i < v.vocab; i += t.nt)
         cache[i] = sample_w(v.sc, sample_value(v.dtype, sample_bits_at(v.row, v.dtype, i)));
@@ -146,7 +150,7 @@ SAMPLE_INLINE void team_fill_cache(sample_team t, sample_view v, float *cache)
 
 /* The member at which the best-first cumulative measure (count when !by_mass, else weight) first
  * reaches target (1 <= target <= the members' total), as its composite. */
-SAMPLE_INLINE uint64_t team_search(sample_team t, sample_view v, bool by_mass, uint64_t target)
+SAMPLE_INLINE uint64_t sample_team_search(sample_team t, sample_view v, bool by_mass, uint64_t target)
 {
     sample_mem *m = t.m;
     uint64_t prefix = 0, settled = 0, need = target;
@@ -206,58 +210,58 @@ SAMPLE_INLINE uint64_t team_search(sample_team t, sample_view v, bool by_mass, u
 
 /* topk_sample for one row, the whole row at a time: see sample_math.h for the definition it computes
  * (sample_from_list is the same for a row's top-k list). */
-SAMPLE_INLINE sample_pick team_sample_row(sample_team t, sample_view v, sample_row rp, uint64_t random, float *cache)
+SAMPLE_INLINE sample_pick sample_team_draw_row(sample_team t, sample_view v, sample_row rp, uint64_t random, float *cache)
 {
     v.kind = SAMPLE_LOGITS;
     v.floor = 0;
     v.min_p = 0.0f;
     v.cache = 0;
-    uint64_t best = team_best(t, v);
-    int64_t column = sample_column(best);
+    uint64_t best = sample_team_best(t, v);
+    int64_t column = topk_composite_column(best);
     float max = sample_value(v.dtype, sample_bits_at(v.row, v.dtype, column));
     sample_pick pick = {column, 1.0f};
     if (rp.temperature == 0.0f || rp.top_k == 1 || max == -__builtin_inff()) return pick;
     v.sc = sample_scale_make(max, rp.temperature, v.vocab);
     if (cache) {
-        team_fill_cache(t, v, cache);
+        sample_team_fill_cache(t, v, cache);
         v.cache = cache;
     }
-    if (rp.top_k > 0 && rp.top_k < v.vocab) v.floor = team_search(t, v, false, (uint64_t)rp.top_k);
-    uint64_t total = team_mass(t, v);
-    if (rp.top_p < 1.0f) v.floor = team_search(t, v, true, sample_top_p_target(rp.top_p, total));
+    if (rp.top_k > 0 && rp.top_k < v.vocab) v.floor = sample_team_search(t, v, false, (uint64_t)rp.top_k);
+    uint64_t total = sample_team_mass(t, v);
+    if (rp.top_p < 1.0f) v.floor = sample_team_search(t, v, true, sample_top_p_target(rp.top_p, total));
     v.min_p = rp.min_p;
-    uint64_t kept = rp.top_p < 1.0f || rp.min_p > 0.0f ? team_mass(t, v) : total;
-    uint64_t chosen = team_search(t, v, true, sample_mulhi(random, kept) + 1);
-    pick.token = sample_column(chosen);
+    uint64_t kept = rp.top_p < 1.0f || rp.min_p > 0.0f ? sample_team_mass(t, v) : total;
+    uint64_t chosen = sample_team_search(t, v, true, sample_mulhi(random, kept) + 1);
+    pick.token = topk_composite_column(chosen);
     pick.prob = sample_ratio(view_mass(v, pick.token, chosen), kept);
     return pick;
 }
 
 /* topk_softmax for one row. A row with nothing but -inf and NaN puts probability 1 on its first
  * element (the best under the sampling order), like topk_sample. */
-SAMPLE_INLINE void team_softmax_row(sample_team t, sample_view v, float temperature, float *out)
+SAMPLE_INLINE void sample_team_softmax_row(sample_team t, sample_view v, float temperature, float *out)
 {
     v.kind = SAMPLE_LOGITS;
     v.floor = 0;
     v.min_p = 0.0f;
     v.cache = 0;
-    int64_t best = sample_column(team_best(t, v));
+    int64_t best = topk_composite_column(sample_team_best(t, v));
     float max = sample_value(v.dtype, sample_bits_at(v.row, v.dtype, best));
     if (max == -__builtin_inff()) {
         for (int64_t i = t.tid; i < v.vocab; i += t.nt) out[i] = i == best ? 1.0f : 0.0f;
         return;
     }
     v.sc = sample_scale_make(max, temperature, v.vocab);
-    uint64_t total = team_mass(t, v);
+    uint64_t total = sample_team_mass(t, v);
     for (int64_t i = t.tid; i < v.vocab; i += t.nt) out[i] = sample_ratio(view_mass(v, i, 0), total);
 }
 
 /* topk_top_k_mask_logits for one row: the bits of the top_k set, -inf elsewhere. */
-SAMPLE_INLINE void team_mask_row(sample_team t, sample_view v, int64_t top_k, char *out)
+SAMPLE_INLINE void sample_team_mask_row(sample_team t, sample_view v, int64_t top_k, char *out)
 {
     v.kind = SAMPLE_LOGITS;
     v.floor = 0;
-    uint64_t floor = top_k > 0 && top_k < v.vocab ? team_search(t, v, false, (uint64_t)top_k) : 0;
+    uint64_t floor = top_k > 0 && top_k < v.vocab ? sample_team_search(t, v, false, (uint64_t)top_k) : 0;
     uint32_t minus_inf = v.dtype == TOPK_F32 ? 0xFF800000u : v.dtype == TOPK_F16 ? 0xFC00u : 0xFF80u;
     for (int64_t i = t.tid; i < v.vocab; i += t.nt) {
         uint32_t bits = view_composite(v, i) >= floor ? sample_bits_at(v.row, v.dtype, i) : minus_inf;
@@ -268,18 +272,18 @@ SAMPLE_INLINE void team_mask_row(sample_team t, sample_view v, int64_t top_k, ch
 
 /* topk_top_k_renorm_probs (top_p >= 1) or topk_top_p_renorm_probs (top_k == 0) for one row of fp32
  * probabilities. A row whose kept mass is 0 is written as zeros. */
-SAMPLE_INLINE void team_renorm_row(sample_team t, sample_view v, int64_t top_k, float top_p, float *out)
+SAMPLE_INLINE void sample_team_renorm_row(sample_team t, sample_view v, int64_t top_k, float top_p, float *out)
 {
     v.kind = SAMPLE_PROBS;
     v.dtype = TOPK_F32;
     v.floor = 0;
-    int64_t best = sample_column(team_best(t, v));
+    int64_t best = topk_composite_column(sample_team_best(t, v));
     v.prob_scale = sample_prob_scale(sample_prob_value(sample_bits_at(v.row, TOPK_F32, best)), v.vocab);
-    if (top_k > 0 && top_k < v.vocab) v.floor = team_search(t, v, false, (uint64_t)top_k);
-    uint64_t total = team_mass(t, v);
+    if (top_k > 0 && top_k < v.vocab) v.floor = sample_team_search(t, v, false, (uint64_t)top_k);
+    uint64_t total = sample_team_mass(t, v);
     if (total && top_p < 1.0f) {
-        v.floor = team_search(t, v, true, sample_top_p_target(top_p, total));
-        total = team_mass(t, v);
+        v.floor = sample_team_search(t, v, true, sample_top_p_target(top_p, total));
+        total = sample_team_mass(t, v);
     }
     for (int64_t i = t.tid; i < v.vocab; i += t.nt) {
         uint64_t q = view_mass(v, i, view_composite(v, i));

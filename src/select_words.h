@@ -1,5 +1,5 @@
 /*
- * Selection and sorting of 64-bit candidate words (key << 32 | ~column), largest first. Words are
+ * Selection and sorting of composites (keys.h: key << 32 | ~column; "words" here), largest first. They are
  * distinct within a row, so the results are unique and any correct algorithm gives the same bits.
  */
 #ifndef TOPK_SELECT_WORDS_H
