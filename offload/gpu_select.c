@@ -19,8 +19,7 @@
         team_mem shared;                                                                                 \
         IN_TEAM_MEMORY                                                                                   \
         _Pragma("omp parallel num_threads(threads)")                                                     \
-        topk_run_team(&shared, KIND, input, values, indices, batch, vocab, row_stride, k, chunks,       \
-                      slots_per_chunk, wide_cap, form, lists, wide, tickets, clocks);                    \
+        topk_run_team(&shared, KIND, input, values, indices TOPK_PLAN_ARGS, clocks);                     \
     }
 
 /* One region on the caller's device memory ... */
@@ -41,11 +40,7 @@ static void launch(const topk_plan *plan, topk_dtype dtype, const topk_gpu *gpu,
 {
     int teams = (int)plan->teams, threads = (int)plan->threads, device = gpu->device;
     bool on_device = !gpu->on_host;
-    int64_t batch = plan->batch, vocab = plan->vocab, row_stride = plan->row_stride, k = plan->k;
-    int64_t chunks = plan->chunks, slots_per_chunk = plan->slots_per_chunk, wide_cap = plan->wide_cap;
-    uint64_t form = topk_plan_form(plan, dtype);
-    uint64_t *lists = plan->lists, *wide = plan->wide;
-    uint32_t *tickets = plan->tickets;
+    TOPK_PLAN_LOCALS
     int64_t in_bytes = ((batch - 1) * row_stride + vocab) * plan->elem;
     int64_t out = batch * k, out_bytes = out * plan->elem;
     if (device_pointers)

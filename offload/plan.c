@@ -104,10 +104,6 @@ topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams
     plan->list_bytes = (size_t)(plan->batch * plan->lists_per_row * plan->k * 8);
     plan->ticket_bytes = (size_t)(plan->batch * plan->tickets_per_row * 4);
     plan->wide_bytes = plan->wide_k ? (size_t)(plan->teams * plan->wide_cap * 8) : 0;
+    plan->form = (uint64_t)p->dtype | (uint64_t)(plan->key_flip != 0) << 2 | (uint64_t)plan->wide_k << 3;
     return TOPK_OK;
-}
-
-uint64_t topk_plan_form(const topk_plan *plan, topk_dtype dtype)
-{
-    return (uint64_t)dtype | (uint64_t)(plan->key_flip != 0) << 2 | (uint64_t)plan->wide_k << 3;
 }

@@ -33,6 +33,7 @@ typedef struct topk_plan {
     int64_t teams, threads;
     bool wide_k;      /* k > TOPK_SMEM_K: each team's buffer is a workspace slice */
     int64_t wide_cap; /* entries of that slice */
+    uint64_t form;    /* dtype | smallest << 2 | wide_k << 3, what the launch carries of them */
     /* workspace, device addresses */
     uint64_t *lists;   /* batch * lists_per_row * k composites */
     uint32_t *tickets; /* batch * tickets_per_row, zero between calls */
@@ -59,33 +60,35 @@ TOPK_INLINE void topk_plan_tree(topk_plan *plan)
     }
 }
 
-/* A launch carries the plan as scalars (a struct would be copied to the device before every launch);
- * this rebuilds it on the device. form: dtype | smallest << 2 | wide_k << 3. */
-TOPK_INLINE void topk_plan_rebuild(topk_plan *p, int64_t batch, int64_t vocab, int64_t row_stride, int64_t k,
-                                   int64_t chunks, int64_t slots_per_chunk, int64_t wide_cap, uint64_t form,
-                                   uint64_t *lists, uint64_t *wide, uint32_t *tickets)
+/* The plan's fields that a launch carries as scalars (a struct would be copied to the device before
+ * every launch), as X(type, name) in the kernel's argument order. The launch sites copy them out of the
+ * plan (TOPK_PLAN_LOCALS), the kernel passes them down (TOPK_PLAN_PARAMS, TOPK_PLAN_ARGS) and
+ * topk_plan_rebuild puts them back: a new field is one line here. */
+#define TOPK_PLAN_LAUNCH_FIELDS(X)                                                                       \
+    X(int64_t, batch) X(int64_t, vocab) X(int64_t, row_stride) X(int64_t, k) X(int64_t, chunks)          \
+    X(int64_t, slots_per_chunk) X(int64_t, wide_cap) X(uint64_t, form) X(uint64_t *, lists)              \
+    X(uint64_t *, wide) X(uint32_t *, tickets)
+#define TOPK_PLAN_PARAM_(type, name) , type name
+#define TOPK_PLAN_ARG_(type, name) , name
+#define TOPK_PLAN_LOCAL_(type, name) type name = plan->name;
+#define TOPK_PLAN_SET_(type, name) p->name = name;
+#define TOPK_PLAN_PARAMS TOPK_PLAN_LAUNCH_FIELDS(TOPK_PLAN_PARAM_) /* ", int64_t batch, ..." */
+#define TOPK_PLAN_ARGS TOPK_PLAN_LAUNCH_FIELDS(TOPK_PLAN_ARG_)     /* ", batch, ..." */
+#define TOPK_PLAN_LOCALS TOPK_PLAN_LAUNCH_FIELDS(TOPK_PLAN_LOCAL_) /* locals of a launch site, from `plan` */
+
+/* Rebuilds the plan on the device from the launch's scalars. form: dtype | smallest << 2 | wide_k << 3. */
+TOPK_INLINE void topk_plan_rebuild(topk_plan *p TOPK_PLAN_PARAMS)
 {
+    TOPK_PLAN_LAUNCH_FIELDS(TOPK_PLAN_SET_)
     int dtype = (int)(form & 3);
-    p->batch = batch;
-    p->vocab = vocab;
-    p->row_stride = row_stride;
-    p->k = k;
     p->elem = dtype == TOPK_F32 ? 4 : 2;
     p->key_flip = (form >> 2 & 1) ? (dtype == TOPK_F32 ? 0xFFFFFFFFu : 0xFFFFu) : 0;
     p->wide_k = form >> 3 & 1;
-    p->chunks = chunks;
-    p->slots_per_chunk = slots_per_chunk;
-    p->wide_cap = wide_cap;
-    p->lists = lists;
-    p->wide = wide;
-    p->tickets = tickets;
     topk_plan_tree(p);
 }
 
 #pragma omp end declare target
 
-/* Packs the plan for a launch. */
-uint64_t topk_plan_form(const topk_plan *plan, topk_dtype dtype);
 
 /* Fills in everything but the workspace addresses. team_threads: threads of a GPU team, 0 for the
  * default. Returns TOPK_ERR_BAD_SHAPE for rows of 2^32 elements or more (composites hold a 32-bit

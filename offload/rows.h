@@ -186,12 +186,9 @@ TOPK_INLINE bool climb_item(team *t, selection *s, const topk_plan *p, int kind,
 
 /* A team's start on a launch: the plan rebuilt from the launch's scalars (topk_plan_rebuild), the team
  * and its selection set up, the first-start clock taken. */
-TOPK_INLINE void team_setup(team_mem *m, team *t, selection *s, topk_plan *p, int64_t batch, int64_t vocab,
-                            int64_t row_stride, int64_t k, int64_t chunks, int64_t slots_per_chunk, int64_t wide_cap,
-                            uint64_t form, uint64_t *lists, uint64_t *wide, uint32_t *tickets, uint64_t *clocks)
+TOPK_INLINE void team_setup(team_mem *m, team *t, selection *s, topk_plan *p TOPK_PLAN_PARAMS, uint64_t *clocks)
 {
-    topk_plan_rebuild(p, batch, vocab, row_stride, k, chunks, slots_per_chunk, wide_cap, form, lists, wide,
-                      tickets);
+    topk_plan_rebuild(p TOPK_PLAN_ARGS);
     team_start(t, m);
     s->k = (uint32_t)p->k;
     s->top_shift = p->elem == 4 ? 56 : 40;
@@ -209,16 +206,13 @@ TOPK_INLINE void team_setup(team_mem *m, team *t, selection *s, topk_plan *p, in
 /* What every thread of every team runs: m is the team's shared memory, kind the wave kind of the
  * input's dtype (a constant), clocks NULL or the profile's stage clocks, the rest the launch's
  * arguments (topk_plan_rebuild). */
-TOPK_INLINE void topk_run_team(team_mem *m, int kind, const char *input, char *values, int64_t *indices, int64_t batch,
-                               int64_t vocab, int64_t row_stride, int64_t k, int64_t chunks,
-                               int64_t slots_per_chunk, int64_t wide_cap, uint64_t form, uint64_t *lists,
-                               uint64_t *wide, uint32_t *tickets, uint64_t *clocks)
+TOPK_INLINE void topk_run_team(team_mem *m, int kind, const char *input, char *values,
+                               int64_t *indices TOPK_PLAN_PARAMS, uint64_t *clocks)
 {
     topk_plan p;
     team t;
     selection s;
-    team_setup(m, &t, &s, &p, batch, vocab, row_stride, k, chunks, slots_per_chunk, wide_cap, form, lists, wide,
-               tickets, clocks);
+    team_setup(m, &t, &s, &p TOPK_PLAN_ARGS, clocks);
     int64_t items = p.batch * p.chunks, row;
     uint32_t kept;
     for (int64_t item = omp_get_team_num(); item < items; item += omp_get_num_teams())

@@ -93,17 +93,14 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
 
 /* What every thread of every team runs (the selection's topk_run_team with sample_root at the root).
  * rows: each row's parameters in device memory, or NULL when every row has `every`. */
-TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *input, int64_t batch, int64_t vocab,
-                                 int64_t row_stride, int64_t k, int64_t chunks, int64_t slots_per_chunk,
-                                 int64_t wide_cap, uint64_t form, uint64_t *lists, uint64_t *wide, uint32_t *tickets,
+TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *input TOPK_PLAN_PARAMS,
                                  const sample_row *rows, sample_row every, uint64_t seed, uint64_t offset,
                                  int64_t *tokens, float *probs)
 {
     topk_plan p;
     team t;
     selection s;
-    team_setup(&m->select, &t, &s, &p, batch, vocab, row_stride, k, chunks, slots_per_chunk, wide_cap, form, lists,
-               wide, tickets, 0);
+    team_setup(&m->select, &t, &s, &p TOPK_PLAN_ARGS, 0);
     int64_t items = p.batch * p.chunks, row;
     uint32_t kept;
     for (int64_t item = omp_get_team_num(); item < items; item += omp_get_num_teams())
@@ -119,8 +116,7 @@ TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *
         fused_mem shared;                                                                                \
         IN_TEAM_MEMORY                                                                                   \
         _Pragma("omp parallel num_threads(threads)")                                                     \
-        sample_top_team(&shared, KIND, dtype, input, batch, vocab, row_stride, k, chunks, slots_per_chunk, \
-                        wide_cap, form, lists, wide, tickets, rows, every, seed, offset, tokens, probs);   \
+        sample_top_team(&shared, KIND, dtype, input TOPK_PLAN_ARGS, rows, every, seed, offset, tokens, probs); \
     }
 
 #define ON_DEVICE_POINTERS(KIND)                                                                         \
@@ -140,11 +136,7 @@ static void launch(const topk_plan *plan, const topk_gpu *gpu, const topk_sample
 {
     int teams = (int)plan->teams, threads = (int)plan->threads, device = gpu->device, dtype = (int)sp->dtype;
     bool on_device = !gpu->on_host;
-    int64_t batch = plan->batch, vocab = plan->vocab, row_stride = plan->row_stride, k = plan->k;
-    int64_t chunks = plan->chunks, slots_per_chunk = plan->slots_per_chunk, wide_cap = plan->wide_cap;
-    uint64_t form = topk_plan_form(plan, sp->dtype);
-    uint64_t *lists = plan->lists, *wide = plan->wide;
-    uint32_t *tickets = plan->tickets;
+    TOPK_PLAN_LOCALS
     const char *input = sp->input;
     uint64_t seed = sp->seed, offset = sp->offset;
     int64_t *tokens = sp->out;
