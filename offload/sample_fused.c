@@ -158,7 +158,7 @@ topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, boo
     topk_problem selection = {.input = p->input, .dtype = p->dtype, .batch = p->batch, .vocab = p->vocab,
                               .row_stride = p->row_stride, .k = k};
     /* The root team may sample a row the whole-row way, whose per-thread arrays hold SAMPLE_TEAM_MAX
-     * (src/sample_team.h): a larger TOPK_TEAM_THREADS serves the selection kernel, not this one. */
+     * (src/common/sample_team.h): a larger TOPK_TEAM_THREADS serves the selection kernel, not this one. */
     int team_threads = gpu->team_threads < SAMPLE_TEAM_MAX ? gpu->team_threads : SAMPLE_TEAM_MAX;
     topk_plan plan;
     topk_status s = topk_plan_make(&plan, &selection, 0, team_threads, gpu->sm_count, gpu->on_host);

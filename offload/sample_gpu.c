@@ -4,7 +4,7 @@
  *
  * A topk_sample call where some row has a top-k list (sample_list_length) goes to sample_fused.c,
  * which runs the selection kernel with a sampling root. Every other call runs here: the whole-row team
- * operations of src/sample_team.h, shared with the cpu backend. With device pointers the region reads
+ * operations of src/common/sample_team.h, shared with the cpu backend. With device pointers the region reads
  * and writes the caller's memory; with host pointers the same region maps them. The rows' parameters
  * are always mapped in (they are a host array). Under TOPK_OFFLOAD_HOST=1 the region runs on host teams.
  */

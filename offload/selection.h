@@ -136,7 +136,7 @@ TOPK_INLINE float float_of_bits(uint32_t bits)
 }
 
 /* A cheap first test of a 16-bit element against the floor that lets through a superset of the passing
- * elements (as the cpu backend's filter does, src/cpu_select.c). bf16 compares as a float with the
+ * elements (as the cpu backend's filter does, src/cpu/cpu_select.c). bf16 compares as a float with the
  * floor's value: "not below it" holds for every larger value, for ties, for +0.0 against -0.0 and for NaN
  * (an unordered compare is false); for the smallest both sides are negated. fp16 compares its key as a
  * signed 16-bit number, NaN apart. A floor that is NaN's key (or the start's, which maps to NaN) lets
@@ -218,10 +218,10 @@ TOPK_INLINE uint64_t candidate_composite(const team *t, stream s, wave w, int b)
 
 /* Runs BODY for every element c of the thread's slots of a wave that may be >= floor. For 16-bit waves
  * with a few candidates, only those, a composite each: on random data the floor soon leaves a wave with
- * almost none, and the composites of the rest (~65 instructions an element) were what the large-batch
- * kernel spent its time on (offload/NOTES.md, runs 28-32). Otherwise every element, a composite each in
- * registers: fp32 (with the test, in run 32's first variant, its decode shapes ran 0.75x-0.96x),
- * candidate lists, and a thread with many candidates (a chunk's first wave, a k above 128). */
+ * almost none, and making the composites of the rest is what the large-batch kernel spends its time on.
+ * Otherwise every element, a composite each in registers: fp32 (whose test costs more than its 4 lanes
+ * a slot save), candidate lists, and a thread with many candidates (a chunk's first wave, a k above 128).
+ * The measurements behind both choices: offload/NOTES.md, runs 28-32. */
 #define FOR_EACH_CANDIDATE(t, st, w, floor, k, c, BODY)                                                  \
     {                                                                                                    \
         bool each_ = (st).kind == WAVE_LIST || (st).kind == WAVE_F32;                                    \

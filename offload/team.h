@@ -2,7 +2,7 @@
  * Team-level building blocks of the selection kernels: one OpenMP team (a CUDA block on the GPU, a few
  * host threads under OpenMP's host fallback) cooperating on a buffer of "composites".
  *
- * A composite (topk_composite, src/keys.h) is one element as a single 64-bit unsigned number:
+ * A composite (topk_composite, src/common/keys.h) is one element as a single 64-bit unsigned number:
  *     (ordered key << 32) | ~column
  * so that a larger composite is exactly a better element under the contract's total order (larger key
  * first, then smaller column). Composites are unique within a row, and 0 is never a real element (it
@@ -110,8 +110,8 @@ TOPK_INLINE radix radix_start(team *t, uint32_t want, int top_shift, int column_
 
 TOPK_INLINE bool radix_matches(radix r, uint64_t c) { return ((c ^ r.prefix) & r.settled) == 0; }
 
-/* Adds one to hist[bin] where `take`. (Aggregating a warp's equal bins with match.any first made every
- * pass slower on the H200: match.any costs more than the atomics it saves, 2026-11-28.) */
+/* Adds one to hist[bin] where `take`. (Aggregating a warp's equal bins with match.any first was slower:
+ * match.any costs more than the atomics it saves; offload/NOTES.md.) */
 TOPK_INLINE void hist_add(uint32_t *hist, uint32_t bin, bool take)
 {
     if (take) {

@@ -1,7 +1,7 @@
 /*
  * The tests' oracle: the contract's total order written a second, independent way.
  *
- * src/reference.c ranks integer keys made from the bits (src/keys.h). The oracle instead decodes
+ * src/reference.c ranks integer keys made from the bits (src/common/keys.h). The oracle instead decodes
  * every element to a double with its own decoder and ranks with an explicit comparator on
  * (is NaN, value, sign of zero, column index), so a shared mistake in the key transform or the
  * reference's sort cannot hide in both.

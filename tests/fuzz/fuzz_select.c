@@ -191,7 +191,7 @@ static char name[256];
         abort();                                                                                         \
     } while (0)
 
-/* The contract's order as an unsigned key, written from the IEEE layouts (independent of src/keys.h):
+/* The contract's order as an unsigned key, written from the IEEE layouts (independent of src/common/keys.h):
  * every NaN above +inf and equal to every other, -0.0 below +0.0; flipped for the smallest. */
 UNTRACED static uint32_t order_key(const call *c, uint32_t bits)
 {
