@@ -110,6 +110,14 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (strcmp(dtype_name, "fp32") && strcmp(dtype_name, "fp16") && strcmp(dtype_name, "bf16")) {
+        fprintf(stderr, "sample-bench: --dtype %s: expected fp32, fp16 or bf16\n", dtype_name);
+        return 2;
+    }
+    if (strcmp(backend_name, "cpu") && strcmp(backend_name, "offload")) {
+        fprintf(stderr, "sample-bench: --backend %s: expected cpu or offload\n", backend_name);
+        return 2;
+    }
     topk_dtype dtype = !strcmp(dtype_name, "bf16") ? TOPK_BF16 : !strcmp(dtype_name, "fp16") ? TOPK_F16 : TOPK_F32;
     topk_backend backend = !strcmp(backend_name, "offload") ? TOPK_BACKEND_OFFLOAD : TOPK_BACKEND_CPU;
     void *logits = make_logits(dtype, batch * vocab, 7);
