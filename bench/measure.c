@@ -12,17 +12,6 @@
 
 #include "bench.h"
 
-void *bench_alloc_aligned(size_t bytes)
-{
-    /* 64-byte aligned like any real logits buffer; aligned_alloc wants a multiple of the alignment. */
-    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!p) {
-        fprintf(stderr, "topk-bench: out of memory allocating %zu bytes\n", bytes);
-        exit(1);
-    }
-    return p;
-}
-
 static void select_or_exit(topk_ctx *ctx, const case_data *d, const void *input, unsigned flags, void *values,
                            int64_t *indices)
 {

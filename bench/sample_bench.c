@@ -16,27 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <topk.h>
 
-/* bench/device_memory.c (or device_memory_absent.c in a CPU-only build) */
-const char *device_memory_unavailable(void);
-void *device_copy_in(const void *host, size_t bytes);
-void device_copy_out(void *host, const void *device_ptr, size_t bytes);
-void device_free(void *device_ptr);
-
-static double now_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench.h" /* the kit: clock, median, dtype names, device memory (device_memory.c) */
 
 /* Logits like a language model's: mostly N(0, 2)-ish, bits written per dtype (fp16/bf16 by truncation). */
 static void *make_logits(topk_dtype dtype, int64_t n, unsigned seed)
@@ -110,7 +92,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (strcmp(dtype_name, "fp32") && strcmp(dtype_name, "fp16") && strcmp(dtype_name, "bf16")) {
+    int parsed = dtype_parse(dtype_name);
+    if (parsed < 0) {
         fprintf(stderr, "sample-bench: --dtype %s: expected fp32, fp16 or bf16\n", dtype_name);
         return 2;
     }
@@ -118,7 +101,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sample-bench: --backend %s: expected cpu or offload\n", backend_name);
         return 2;
     }
-    topk_dtype dtype = !strcmp(dtype_name, "bf16") ? TOPK_BF16 : !strcmp(dtype_name, "fp16") ? TOPK_F16 : TOPK_F32;
+    topk_dtype dtype = (topk_dtype)parsed;
     topk_backend backend = !strcmp(backend_name, "offload") ? TOPK_BACKEND_OFFLOAD : TOPK_BACKEND_CPU;
     void *logits = make_logits(dtype, batch * vocab, 7);
     int64_t *tokens = malloc((size_t)batch * 8), *other = malloc((size_t)batch * 8);
@@ -162,9 +145,9 @@ int main(int argc, char **argv)
     for (int i = 0; i <= reps; i++) {
         sp.seed = 1;
         sp.offset = (uint64_t)i;
-        double t0 = now_us();
+        double t0 = bench_now();
         s = topk_sample(ctx, in, dtype, batch, vocab, vocab, &sp, flags, tokens_at, probs_at);
-        if (i) times[i - 1] = now_us() - t0; /* the first call warms up */
+        if (i) times[i - 1] = (bench_now() - t0) * 1e6; /* the first call warms up */
         if (s != TOPK_OK) return fprintf(stderr, "topk_sample: %s\n", topk_strerror(s)), 1;
         if (device_pointers) {
             device_copy_out(tokens, tokens_at, (size_t)batch * 8);
@@ -178,8 +161,7 @@ int main(int argc, char **argv)
         device_free(tokens_at);
         device_free(probs_at);
     }
-    qsort(times, (size_t)reps, sizeof(double), by_value);
-    double ours = times[reps / 2], theirs = peer ? peer_median(peer, batch, vocab, dtype_name, temperature, top_k, top_p, min_p, reps) : -1;
+    double ours = median_of(times, reps), theirs = peer ? peer_median(peer, batch, vocab, dtype_name, temperature, top_k, top_p, min_p, reps) : -1;
     printf("B=%lld V=%lld %s T=%g k=%lld p=%g min_p=%g | %s %.1f us", (long long)batch, (long long)vocab, dtype_name,
            temperature, (long long)top_k, top_p, min_p, backend_name, ours);
     if (theirs > 0) printf(" | peer %.1f us | peer/libtopk %.2fx", theirs, theirs / ours);

@@ -133,16 +133,6 @@ static _Noreturn void bad_flags(const char *message, const char *detail)
     exit(2);
 }
 
-void *bench_realloc(void *old, size_t bytes)
-{
-    void *p = realloc(old, bytes);
-    if (!p) {
-        fprintf(stderr, "topk-bench: out of memory allocating %zu bytes\n", bytes);
-        exit(1);
-    }
-    return p;
-}
-
 static int64_t parse_count(const char *flag, const char *text, int64_t min, int64_t max)
 {
     char *end;
