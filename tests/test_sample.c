@@ -213,6 +213,26 @@ static void parity(topk_backend backend)
 Test(sample_parity, cpu) { parity(TOPK_BACKEND_CPU); }
 Test(sample_parity, offload) { parity(TOPK_BACKEND_OFFLOAD); }
 
+/* One call on ctx and the same on the cpu backend: every row's token and probability bit for bit. */
+static void expect_cpu_draws(topk_ctx *ctx, topk_ctx *cpu, const void *m, topk_dtype dtype, int64_t batch,
+                             int64_t vocab, const topk_sampling *s, const char *what)
+{
+    int64_t *tokens = malloc(batch * 8), *want = malloc(batch * 8);
+    float *probs = malloc(batch * 4), *want_probs = malloc(batch * 4);
+    sample_or_fail(ctx, m, dtype, batch, vocab, vocab, s, tokens, probs);
+    sample_or_fail(cpu, m, dtype, batch, vocab, vocab, s, want, want_probs);
+    for (int64_t r = 0; r < batch; r++)
+        cr_assert(tokens[r] == want[r] && memcmp(&probs[r], &want_probs[r], 4) == 0,
+                  "%s %s %s B=%lld V=%lld seed %llu row %lld: token %lld (p %.9g), cpu %lld (p %.9g)",
+                  backend_label(topk_ctx_backend(ctx)), what, dtype_name(dtype), (long long)batch, (long long)vocab,
+                  (unsigned long long)s->seed, (long long)r, (long long)tokens[r], probs[r], (long long)want[r],
+                  want_probs[r]);
+    free(tokens);
+    free(want);
+    free(probs);
+    free(want_probs);
+}
+
 /* Decode shapes at LLM vocabularies, offload against cpu bit for bit: the top-k list path of the GPU's
  * fused sampler with several teams a row and their merge tree, which the small vocabularies above
  * reach only in part. These shapes crashed the fused sampler on the H100 (issue 14: a list with holes
@@ -232,26 +252,13 @@ Test(sample_llm_shapes, offload)
         {3, 151936, TOPK_F16, {1.0, 1.0, 0.0, 300}},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        int64_t batch = shapes[i].batch, vocab = shapes[i].vocab;
-        topk_dtype dtype = shapes[i].dtype;
-        void *m = random_matrix(dtype, batch, vocab, vocab, 1000 + i);
-        int64_t *tokens = malloc(batch * 8), *want = malloc(batch * 8);
-        float *probs = malloc(batch * 4), *want_probs = malloc(batch * 4);
+        void *m = random_matrix(shapes[i].dtype, shapes[i].batch, shapes[i].vocab, shapes[i].vocab, 1000 + i);
         for (uint64_t seed = 1; seed <= 3; seed++) {
             topk_sampling s = params_of(shapes[i].p, seed, 0);
-            sample_or_fail(gpu, m, dtype, batch, vocab, vocab, &s, tokens, probs);
-            sample_or_fail(cpu, m, dtype, batch, vocab, vocab, &s, want, want_probs);
-            for (int64_t r = 0; r < batch; r++)
-                cr_assert(tokens[r] == want[r] && memcmp(&probs[r], &want_probs[r], 4) == 0,
-                          "%s %s B=%lld V=%lld k=%lld seed %llu row %lld: token %lld (p %.9g), cpu %lld (p %.9g)",
-                          backend_label(topk_ctx_backend(gpu)), dtype_name(dtype), (long long)batch, (long long)vocab,
-                          (long long)s.top_k, (unsigned long long)seed, (long long)r, (long long)tokens[r], probs[r],
-                          (long long)want[r], want_probs[r]);
+            char what[32];
+            snprintf(what, sizeof what, "k=%lld", (long long)s.top_k);
+            expect_cpu_draws(gpu, cpu, m, shapes[i].dtype, shapes[i].batch, shapes[i].vocab, &s, what);
         }
-        free(tokens);
-        free(want);
-        free(probs);
-        free(want_probs);
         free(m);
     }
     topk_ctx_free(cpu);
@@ -271,8 +278,7 @@ Test(sample_team_limit, offload)
     float *m = random_matrix(TOPK_F32, BATCH, VOCAB, VOCAB, 77);
     m[3 * VOCAB + 5] = NAN; /* row 3 ranks a NaN first: its list cannot serve sampling */
     float t[BATCH] = {0.8f, 0.8f, 1.0f, 0.7f}, p[BATCH] = {0.9f, 0.9f, 0.95f, 1.0f}, mp[BATCH] = {0, 0, 0.02f, 0};
-    int64_t k[BATCH] = {50, 0, 0, 5}, tokens[BATCH], want[BATCH];
-    float probs[BATCH], want_probs[BATCH];
+    int64_t k[BATCH] = {50, 0, 0, 5};
     for (uint64_t seed = 1; seed <= 4; seed++) {
         topk_sampling s = topk_sampling_default();
         s.temperatures = t;
@@ -280,12 +286,7 @@ Test(sample_team_limit, offload)
         s.min_ps = mp;
         s.top_ks = k;
         s.seed = seed;
-        sample_or_fail(gpu, m, TOPK_F32, BATCH, VOCAB, VOCAB, &s, tokens, probs);
-        sample_or_fail(cpu, m, TOPK_F32, BATCH, VOCAB, VOCAB, &s, want, want_probs);
-        for (int r = 0; r < BATCH; r++)
-            cr_assert(tokens[r] == want[r] && memcmp(&probs[r], &want_probs[r], 4) == 0,
-                      "TOPK_TEAM_THREADS=1024 seed %llu row %d: token %lld, cpu %lld", (unsigned long long)seed, r,
-                      (long long)tokens[r], (long long)want[r]);
+        expect_cpu_draws(gpu, cpu, m, TOPK_F32, BATCH, VOCAB, &s, "TOPK_TEAM_THREADS=1024");
     }
     free(m);
     topk_ctx_free(cpu);
