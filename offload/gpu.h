@@ -21,7 +21,6 @@ struct topk_gpu {
     int device;           /* OpenMP device number: a GPU, or the initial device under TOPK_OFFLOAD_HOST=1 */
     bool on_host;         /* TOPK_OFFLOAD_HOST=1: the kernels run through OpenMP's host fallback */
     int sm_count;         /* multiprocessors of the GPU (132 when unknown, and on the host) */
-    int team_threads;     /* threads of a GPU team: TOPK_PARAM_TEAM_THREADS, else 0 (the planner's choice) */
     char name[96];        /* the GPU's name ("NVIDIA H200"), "host" under TOPK_OFFLOAD_HOST=1, or "unknown" */
     pthread_mutex_t lock; /* threads sharing the context take turns */
     void *scratch;        /* candidate lists and wide-k buffers; no contents carry over between calls */

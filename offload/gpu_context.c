@@ -33,8 +33,7 @@ static topk_status find_device(int asked, int *device)
     return TOPK_OK;
 }
 
-/* team_threads: TOPK_PARAM_TEAM_THREADS (the knob table checked it), 0 for the planner's choice. */
-topk_status topk_gpu_open(topk_gpu **out, int device, int team_threads)
+topk_status topk_gpu_open(topk_gpu **out, int device)
 {
     *out = NULL;
     bool on_host = offload_on_host();
@@ -47,7 +46,6 @@ topk_status topk_gpu_open(topk_gpu **out, int device, int team_threads)
     if (!gpu) return TOPK_ERR_OUT_OF_MEMORY;
     gpu->device = d;
     gpu->on_host = on_host;
-    gpu->team_threads = team_threads;
     if (on_host)
         strcpy(gpu->name, "host");
     else
@@ -64,9 +62,6 @@ topk_status topk_gpu_open(topk_gpu **out, int device, int team_threads)
 }
 
 const char *topk_gpu_device_name(topk_gpu *gpu) { return gpu ? gpu->name : "unknown"; }
-
-/* Like every topk_ctx_set_param, not while another thread calls on the same context. */
-void topk_gpu_set_team_threads(topk_gpu *gpu, int team_threads) { gpu->team_threads = team_threads; }
 
 void topk_gpu_close(topk_gpu *gpu)
 {

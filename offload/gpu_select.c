@@ -4,8 +4,8 @@
  * directly; with host pointers the same region maps the input in and the outputs out.
  *
  * The region is `target teams` + `parallel`, which clang turns into an SPMD kernel (one CUDA block
- * per team, of 64, 128 or 256 threads as plan.c picks for k); the team's shared memory is a local placed in GPU shared memory with the
- * pteam allocator. Under the host fallback (TOPK_OFFLOAD_HOST=1) the same code runs on host teams of
+ * per team, of 64, 128 or 256 threads as plan.c picks for k); the team's shared memory is a local
+ * placed in GPU shared memory with the pteam allocator. Under the host fallback (TOPK_OFFLOAD_HOST=1) the same code runs on host teams of
  * one or two threads, with that local on the team's stack.
  */
 #include "gpu.h"
@@ -66,12 +66,13 @@ static void clocks_read(const topk_gpu *gpu, uint64_t *clocks, topk_stage_times 
     profile->gpu_kernel_merge_us = (double)(at[2] - at[1]) / 1e3;
 }
 
-topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *problem, bool device_pointers, int64_t teams_per_row)
+topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *problem, bool device_pointers, int64_t teams_per_row,
+                            int team_threads)
 {
     topk_stage_times *profile = problem->profile;
     double started = profile ? topk_now() : 0;
     topk_plan plan;
-    topk_status s = topk_plan_make(&plan, problem, teams_per_row, gpu->team_threads, gpu->sm_count, gpu->on_host);
+    topk_status s = topk_plan_make(&plan, problem, teams_per_row, team_threads, gpu->sm_count, gpu->on_host);
     if (s != TOPK_OK) return s;
     pthread_mutex_lock(&gpu->lock);
     size_t clock_bytes = profile ? 3 * sizeof(uint64_t) : 0;

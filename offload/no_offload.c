@@ -7,36 +7,32 @@
 #include "internal.h"
 #include "sample.h"
 
-topk_status topk_gpu_open(topk_gpu **gpu, int device, int team_threads)
+topk_status topk_gpu_open(topk_gpu **gpu, int device)
 {
     (void)device;
-    (void)team_threads;
     *gpu = NULL;
     return TOPK_ERR_NO_DEVICE;
 }
 
 void topk_gpu_close(topk_gpu *gpu) { (void)gpu; }
 
-void topk_gpu_set_team_threads(topk_gpu *gpu, int team_threads)
-{
-    (void)gpu;
-    (void)team_threads;
-}
-
-topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_pointers, int64_t teams_per_row)
+topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_pointers, int64_t teams_per_row,
+                            int team_threads)
 {
     (void)gpu;
     (void)p;
     (void)device_pointers;
     (void)teams_per_row;
+    (void)team_threads;
     return TOPK_ERR_NO_DEVICE;
 }
 
-topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers)
+topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int team_threads)
 {
     (void)gpu;
     (void)p;
     (void)device_pointers;
+    (void)team_threads;
     return TOPK_ERR_NO_DEVICE;
 }
 

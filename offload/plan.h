@@ -89,7 +89,6 @@ TOPK_INLINE void topk_plan_rebuild(topk_plan *p TOPK_PLAN_PARAMS)
 
 #pragma omp end declare target
 
-
 /* Fills in everything but the workspace addresses. team_threads: threads of a GPU team, 0 for the
  * default. Returns TOPK_ERR_BAD_SHAPE for rows of 2^32 elements or more (composites hold a 32-bit
  * column). */

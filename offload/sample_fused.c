@@ -59,8 +59,8 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
         uint64_t *list = s->buf + SAMPLE_LIST, *w = s->buf + 2 * SAMPLE_LIST;
         /* Always sorted, never placed by rank as write_row does for short lists: with rank placement here,
          * the fp32 kernel built by clang 19.1.7 + ptxas 12.4 left holes in the list on the H100 (memcheck:
-         * odd threads read the row at column 2^32 - 1 from a zero entry; offload/NOTES.md, run 33). The
-         * sort costs the same at k = 50 (same-run A/B there). */
+         * odd threads read the row at column 2^32 - 1 from a zero entry; offload/NOTES.md, run 33). At
+         * k = 50 the sorting library timed like the one before it, in separate calls (not a same-run A/B). */
         team_sort(t, s->buf, kept);
         for (int64_t j = t->tid; j < n; j += t->nt) list[j] = sampling_composite(rowp, dtype, s->buf[j]);
         team_barrier();
@@ -153,13 +153,14 @@ static bool same_row(sample_row a, sample_row b)
     return a.temperature == b.temperature && a.top_k == b.top_k && a.top_p == b.top_p && a.min_p == b.min_p;
 }
 
-topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int64_t k)
+topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int64_t k,
+                                int team_threads)
 {
     topk_problem selection = {.input = p->input, .dtype = p->dtype, .batch = p->batch, .vocab = p->vocab,
                               .row_stride = p->row_stride, .k = k};
     /* The root team may sample a row the whole-row way, whose per-thread arrays hold SAMPLE_TEAM_MAX
      * (src/common/sample_team.h): a larger TOPK_TEAM_THREADS serves the selection kernel, not this one. */
-    int team_threads = gpu->team_threads < SAMPLE_TEAM_MAX ? gpu->team_threads : SAMPLE_TEAM_MAX;
+    if (team_threads > SAMPLE_TEAM_MAX) team_threads = SAMPLE_TEAM_MAX;
     topk_plan plan;
     topk_status s = topk_plan_make(&plan, &selection, 0, team_threads, gpu->sm_count, gpu->on_host);
     if (s != TOPK_OK) return s;

@@ -57,10 +57,10 @@ SAMPLE_INLINE void sample_run_team(sample_mem *m, int op, const char *input, int
                         probs);                                                                          \
     }
 
-topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers)
+topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int team_threads)
 {
     int64_t longest = sample_longest_list(p, SAMPLE_LIST);
-    if (longest) return topk_gpu_sample_top(gpu, p, device_pointers, longest);
+    if (longest) return topk_gpu_sample_top(gpu, p, device_pointers, longest, team_threads);
     int op = (int)p->op, dtype = (int)p->dtype, device = gpu->device;
     bool on_device = !gpu->on_host;
     int64_t batch = p->batch, vocab = p->vocab, row_stride = p->row_stride;

@@ -45,7 +45,6 @@ typedef struct wave {
     int64_t first;
 } wave;
 
-
 /* Slots are whole aligned 16-byte blocks, so the first and the last slot of a row may reach up to 15
  * bytes outside its elements: never outside their aligned block (so never onto another page), and
  * wave_get never uses those lanes. AddressSanitizer still calls such a read an overflow, so an ASan

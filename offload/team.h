@@ -9,8 +9,8 @@
  * would need column 2^32 - 1, which a row of < 2^32 elements does not have), so 0 pads and marks "none".
  *
  * Everything here is written for any number of threads in a team: the GPU runs 64-256 (plan.c), the
- * host fallback one or two. Barriers are `omp barrier` (bar.sync on the GPU); team-shared data lives in one team_mem
- * that the region places in GPU shared memory.
+ * host fallback one or two. Barriers are `omp barrier` (bar.sync on the GPU); team-shared data lives in
+ * one team_mem that the region places in GPU shared memory.
  */
 #ifndef TOPK_TEAM_H
 #define TOPK_TEAM_H

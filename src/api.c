@@ -112,7 +112,7 @@ topk_status topk_ctx_create(topk_ctx **out, topk_backend backend)
     if (!ctx) return TOPK_ERR_OUT_OF_MEMORY;
     topk_status s = read_env(ctx, &backend);
     if (s == TOPK_OK && (backend == TOPK_BACKEND_OFFLOAD || backend == TOPK_BACKEND_AUTO)) {
-        s = topk_gpu_open(&ctx->gpu, (int)ctx->device, (int)ctx->team_threads);
+        s = topk_gpu_open(&ctx->gpu, (int)ctx->device);
         if (backend == TOPK_BACKEND_AUTO) {
             backend = s == TOPK_OK ? TOPK_BACKEND_OFFLOAD : TOPK_BACKEND_CPU;
             s = TOPK_OK;
@@ -156,10 +156,9 @@ topk_status topk_ctx_set_param(topk_ctx *ctx, topk_param param, int64_t value)
     if (!ctx) return TOPK_ERR_NULL_POINTER;
     int64_t *slot = param_slot(ctx, param);
     if (!slot || !topk_knob_allows(topk_knob_of(param), value)) return TOPK_ERR_BAD_PARAM;
-    if (param == TOPK_PARAM_TEAM_THREADS && ctx->gpu) topk_gpu_set_team_threads(ctx->gpu, (int)value);
     if (param == TOPK_PARAM_DEVICE && value != *slot && ctx->gpu) {
         topk_gpu *moved;
-        topk_status s = topk_gpu_open(&moved, (int)value, (int)ctx->team_threads);
+        topk_status s = topk_gpu_open(&moved, (int)value);
         if (s != TOPK_OK) return s;
         topk_tuning *tuning; /* another device may be another model, with other tuning */
         char device[sizeof ctx->tuning_device];
@@ -249,7 +248,7 @@ static topk_status dispatch(const topk_ctx *ctx, const topk_problem *p, unsigned
             chosen = topk_now();
             profile->teams_per_row = teams_per_row;
         }
-        s = topk_gpu_select(ctx->gpu, p, flags & TOPK_DEVICE_POINTERS, teams_per_row);
+        s = topk_gpu_select(ctx->gpu, p, flags & TOPK_DEVICE_POINTERS, teams_per_row, (int)ctx->team_threads);
         break;
     }
     case TOPK_BACKEND_AUTO: break;

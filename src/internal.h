@@ -57,12 +57,11 @@ topk_status topk_cpu_select(const topk_problem *p, int threads, int64_t chunk);
  * lock that makes threads sharing the context take turns. Without an offload build, or without a
  * usable device, topk_gpu_open returns TOPK_ERR_NO_DEVICE. */
 typedef struct topk_gpu topk_gpu;
-topk_status topk_gpu_open(topk_gpu **gpu, int device, int team_threads);
-
-/* Threads of the GPU's teams from the next call on: TOPK_PARAM_TEAM_THREADS, 0 for the planner's choice. */
-void topk_gpu_set_team_threads(topk_gpu *gpu, int team_threads);
+topk_status topk_gpu_open(topk_gpu **gpu, int device);
 void topk_gpu_close(topk_gpu *gpu);
-topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_pointers, int64_t teams_per_row);
+/* teams_per_row, team_threads: the call's knobs (TOPK_PARAM_*), 0 for the planner's choice. */
+topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_pointers, int64_t teams_per_row,
+                            int team_threads);
 /* The GPU's name for tuning tables ("NVIDIA H200"; tuning.c turns anything but letters, digits, '.'
  * and '_' into '-'), or "unknown". Never NULL. */
 const char *topk_gpu_device_name(topk_gpu *gpu);

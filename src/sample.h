@@ -52,11 +52,13 @@ static inline int64_t sample_longest_list(const topk_sample_problem *p, int64_t 
 /* The cpu backend (sample_cpu.c): threads <= 0 means OpenMP's default; chunk goes to topk_cpu_select. */
 topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t chunk);
 
-/* The offload backend (offload/sample_gpu.c): one target region per call. */
-topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers);
+/* The offload backend (offload/sample_gpu.c): one target region per call. team_threads: the context's
+ * TOPK_PARAM_TEAM_THREADS, 0 for the planner's choice (only the top-k list path plans teams). */
+topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int team_threads);
 
 /* Its topk_sample for calls where some row has a top-k list (offload/sample_fused.c): the selection
  * kernel with k = the longest list, and a sampling root. */
-topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int64_t k);
+topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int64_t k,
+                                int team_threads);
 
 #endif
