@@ -289,7 +289,7 @@ static topk_status prepare(const topk_cuda_api *cu, topk_gpu *gpu, device_module
         k->order[k->params++] = (int8_t)code;
         p += length + (p[length] == ' ');
     }
-    k->ready = true;
+    __atomic_store_n(&k->ready, true, __ATOMIC_RELEASE); /* read without the lock by topk_launch */
     return TOPK_OK;
 }
 
@@ -306,7 +306,7 @@ topk_status topk_launch(topk_gpu *gpu, const char *function, int place, int64_t 
     device_module *m = &modules[gpu->device];
     kernel *k = &m->kernels[which];
     topk_cuda_scope scope;
-    if (!k->ready) {
+    if (!__atomic_load_n(&k->ready, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&modules_lock);
         s = topk_cuda_enter(gpu, &scope, true);
         if (s == TOPK_OK) {
