@@ -9,8 +9,9 @@
  * globals to set as libomptarget's plugin does (LLVM 19's ABI, which the build pins and the GPU test
  * of the two launchers guards; ../shared/gpu/NOTES.md, "Launching the kernels yourself"):
  *   - `__omp_rtl_device_environment`: device count and number, clock, hardware parallelism;
- *   - each kernel's `NAME_kernel_environment` says its execution mode (SPMD: one CUDA block per team,
- *     of the team's threads) and whether it reduces (ours never do: the first parameter, the launch
+ *   - each kernel's `NAME_kernel_environment` says its execution mode (ours are generic-SPMD, launched
+ *     as SPMD: one CUDA block per team, of the team's threads; read from the image here: mode 3, no
+ *     reduction, no thread limit) and whether it reduces (ours never do: the first parameter, the launch
  *     environment, is then ~0);
  *   - then the region's captured variables in the kernel's order, each a 64-bit parameter.
  */
@@ -32,7 +33,9 @@
 
 enum { DEVICES_MOST = 16, PARAMS_MOST = 40 };
 enum { PARAM_LAUNCH_ENVIRONMENT = -1, PARAM_TEAMS = -2, PARAM_THREADS = -3 };
-enum { EXEC_MODE_SPMD = 2 };
+/* OMPTgtExecModeFlags: clang makes our regions generic (a team-memory local precedes the parallel), and
+ * OpenMPOpt turns them into generic-SPMD kernels, which launch like SPMD ones: a block of the team's threads. */
+enum { EXEC_MODE_GENERIC = 1, EXEC_MODE_SPMD = 2, EXEC_MODE_GENERIC_SPMD = 3 };
 
 typedef struct kernel_row {
     const char *function;
@@ -267,8 +270,10 @@ static topk_status prepare(const topk_cuda_api *cu, topk_gpu *gpu, device_module
     r = cu->cuModuleGetGlobal_v2(&global, &bytes, m->module, name);
     if (!r) r = cu->cuMemcpyDtoH_v2(&config, global, sizeof config);
     if (r) return driver_fail(r, name, error, size);
-    if (config.exec_mode != EXEC_MODE_SPMD || config.reduction_data_size || config.reduction_buffer_length) {
-        snprintf(error, size, "%s: execution mode %d, reduction %d bytes: the launcher runs SPMD kernels without reductions",
+    bool spmd = config.exec_mode == EXEC_MODE_SPMD || config.exec_mode == EXEC_MODE_GENERIC_SPMD;
+    if (!spmd || config.reduction_data_size || config.reduction_buffer_length) {
+        snprintf(error, size, "%s: execution mode %d, reduction %d bytes: the launcher runs (generic-)SPMD kernels "
+                              "without reductions",
                  row->name, config.exec_mode, config.reduction_data_size);
         return TOPK_ERR_DEVICE_FAILURE;
     }
