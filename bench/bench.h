@@ -1,6 +1,7 @@
 /*
  * What the files of topk-bench share. Each .c file has one job:
  *   topk_bench.c   the flags and the loop over cases and backends
+ *   flags.c        the command line, read from a table of flags that also prints --help
  *   cases.c        the named matrices of cases (--matrix)
  *   matrix_data.c  the input data, which bench/peers/common.py reproduces bit for bit
  *   npy.c          real logits from a .npy file (--input; npy.h)
@@ -19,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "topk.h"
 
@@ -26,6 +28,53 @@
  * its buffers. bench_alloc_aligned: the same, 64-byte aligned, for free(). */
 void *bench_realloc(void *old, size_t bytes);
 void *bench_alloc_aligned(size_t bytes);
+
+/* flags.c: each program lists its flags once, in a table; flags_parse reads argv against it and --help
+ * prints it, so the help cannot drift from what is parsed. Every flag takes its value as the next
+ * argument. */
+typedef enum flag_kind {
+    FLAG_INT64,  /* int64_t field, within [min, max] */
+    FLAG_INT,    /* int field, within [min, max] */
+    FLAG_DOUBLE, /* double field, within [least, most] */
+    FLAG_FLOAT,  /* float field, within [least, most] */
+    FLAG_STRING, /* const char * field: the argument itself */
+    FLAG_CHOICE, /* int field: the value's index in choices */
+    FLAG_ON,     /* bool field set true; the flag takes no value */
+    FLAG_OFF,    /* bool field set false; the flag takes no value */
+    FLAG_CUSTOM, /* parse(field, value, why, size) reads it, or says why not and returns false */
+} flag_kind;
+
+typedef struct flag {
+    const char *name;  /* "--batch"; NULL makes the entry a heading of the usage, its help the text */
+    flag_kind kind;
+    void *field;
+    const char *arg;   /* the value's name in the usage ("N", "FILE"); NULL for FLAG_ON / FLAG_OFF */
+    const char *help;  /* may span lines ('\n'); the usage indents the later ones */
+    bool show_default; /* the usage appends "(default X)", X the field's value before parsing */
+    int64_t min, max;  /* FLAG_INT64, FLAG_INT */
+    double least, most; /* FLAG_DOUBLE, FLAG_FLOAT; most may be INFINITY */
+    const char *const *choices; /* FLAG_CHOICE: the names, NULL-terminated */
+    bool (*parse)(void *field, const char *value, char *why, size_t size); /* FLAG_CUSTOM */
+    int given;         /* set by flags_parse: how many times the command line gave the flag */
+} flag;
+
+typedef struct flag_table {
+    const char *program; /* names the messages: "topk-bench: --batch x: expected ..." */
+    const char *summary; /* the usage's lines after "usage: PROGRAM [flags]" */
+    const char *footer;  /* the usage's lines after the flags, or NULL */
+    flag *flags;
+    size_t count;
+} flag_table;
+
+/* Reads argv into the table's fields. --help prints the usage and exits 0; an unknown flag, a missing or
+ * malformed value or one out of range prints why and exits 2. A later flag overrides an earlier one,
+ * except that FLAG_CUSTOM's parse decides (it may collect every value). */
+void flags_parse(flag_table *t, int argc, char **argv);
+void flags_usage(const flag_table *t, FILE *out);
+bool flag_given(const flag_table *t, const char *name);
+/* A bad command line that the table cannot see (flags that exclude each other): prints the message as
+ * flags_parse does and exits 2. */
+_Noreturn void flags_fail(const flag_table *t, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
 /* One shape to measure. */
 typedef struct bench_case {
@@ -38,9 +87,11 @@ typedef struct bench_case {
 size_t matrix_cases(const char *name, bench_case **cases);
 const char *matrix_name(size_t i);
 
-/* The dtype names of the flags and the CSV ("fp32", "fp16", "bf16"); parse returns -1 for others. */
+/* The dtype names of the flags and the CSV ("fp32", "fp16", "bf16"); parse returns -1 for others.
+ * dtype_choices: the names by topk_dtype, NULL-terminated, for a FLAG_CHOICE. */
 const char *dtype_name(topk_dtype dtype);
 int dtype_parse(const char *name);
+extern const char *const dtype_choices[4];
 
 /* matrix_data.c: fills batch rows of row_stride elements of dtype (see the file for the exact recipe). */
 void matrix_fill(void *data, topk_dtype dtype, int64_t batch, int64_t vocab, int64_t row_stride, uint64_t seed);

@@ -147,13 +147,13 @@ size_t matrix_cases(const char *name, bench_case **cases)
     return filled;
 }
 
-static const char *const dtype_names[] = {[TOPK_F32] = "fp32", [TOPK_F16] = "fp16", [TOPK_BF16] = "bf16"};
+const char *const dtype_choices[4] = {[TOPK_F32] = "fp32", [TOPK_F16] = "fp16", [TOPK_BF16] = "bf16", NULL};
 
-const char *dtype_name(topk_dtype dtype) { return dtype_names[dtype]; }
+const char *dtype_name(topk_dtype dtype) { return dtype_choices[dtype]; }
 
 int dtype_parse(const char *name)
 {
     for (int d = 0; d < 3; d++)
-        if (strcmp(name, dtype_names[d]) == 0) return d;
+        if (strcmp(name, dtype_choices[d]) == 0) return d;
     return -1;
 }

@@ -13,12 +13,13 @@
  * Prints one line: shape, libtopk median us, peer median us, ratio; exit status 1 on any mismatch.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <topk.h>
 
-#include "bench.h" /* the kit: clock, median, dtype names, device memory (device_memory.c) */
+#include "bench.h" /* the kit: flags, clock, median, dtype names, device memory (device_memory.c) */
 
 /* Logits like a language model's: mostly N(0, 2)-ish, bits written per dtype (fp16/bf16 by truncation). */
 static void *make_logits(topk_dtype dtype, int64_t n, unsigned seed)
@@ -63,46 +64,57 @@ static double peer_median(const char *peer, int64_t batch, int64_t vocab, const 
     return median;
 }
 
+typedef struct options {
+    int64_t batch, vocab, top_k;
+    float temperature, top_p, min_p;
+    int dtype, backend; /* indices into dtype_choices and backend_choices */
+    int reps, seeds;
+    bool device_pointers;
+    const char *peer;
+} options;
+
+static const char *const backend_choices[] = {"cpu", "offload", NULL}; /* main maps 0 and 1 to the backends */
+
+static options parse_options(int argc, char **argv)
+{
+    options o = {.batch = 32, .vocab = 128256, .top_k = 50, .temperature = 0.7f, .top_p = 0.9f, .min_p = 0.0f,
+                 .dtype = TOPK_F32, .backend = 0, .reps = 50, .seeds = 20};
+    const int64_t many = INT64_MAX;
+    flag list[] = {
+        {"--batch", FLAG_INT64, &o.batch, "N", .min = 1, .max = many, .show_default = true, .help = "rows"},
+        {"--vocab", FLAG_INT64, &o.vocab, "N", .min = 1, .max = many, .show_default = true, .help = "logits per row"},
+        {"--dtype", FLAG_CHOICE, &o.dtype, "T", .choices = dtype_choices, .show_default = true,
+         .help = "fp32, fp16 or bf16"},
+        {"--temperature", FLAG_FLOAT, &o.temperature, "T", .least = 0, .most = INFINITY, .show_default = true,
+         .help = "0: greedy"},
+        {"--top-k", FLAG_INT64, &o.top_k, "N", .min = 0, .max = many, .show_default = true, .help = "0: off"},
+        {"--top-p", FLAG_FLOAT, &o.top_p, "P", .least = 0, .most = 1, .show_default = true, .help = "1: off"},
+        {"--min-p", FLAG_FLOAT, &o.min_p, "P", .least = 0, .most = 1, .show_default = true, .help = "0: off"},
+        {"--backend", FLAG_CHOICE, &o.backend, "B", .choices = backend_choices, .show_default = true,
+         .help = "the backend timed: cpu or offload"},
+        {"--device-pointers", FLAG_ON, &o.device_pointers,
+         .help = "(offload) logits, tokens and probs in GPU memory, as in a decoder"},
+        {"--reps", FLAG_INT, &o.reps, "N", .min = 1, .max = 100000000, .show_default = true,
+         .help = "timed calls; the median is reported"},
+        {"--seeds", FLAG_INT, &o.seeds, "N", .min = 0, .max = 100000000, .show_default = true,
+         .help = "seeds of the cpu == offload parity check"},
+        {"--peer", FLAG_STRING, &o.peer, "'COMMAND'",
+         .help = "also run COMMAND with the shape's flags appended and report the\n"
+                 "median of its \"median_us X\" line (bench/peers/torch_sample.py)"},
+    };
+    flag_table table = {"sample-bench", "Times topk_sample and checks that cpu and offload draw the same bits.\n\n",
+                        "\nExit status: 0 checked, 1 a mismatch or a failed call, 2 bad flags.\n", list,
+                        sizeof list / sizeof list[0]};
+    flags_parse(&table, argc, argv);
+    return o;
+}
+
 int main(int argc, char **argv)
 {
-    int64_t batch = 32, vocab = 128256, top_k = 50;
-    float temperature = 0.7f, top_p = 0.9f, min_p = 0.0f;
-    const char *dtype_name = "fp32", *backend_name = "cpu", *peer = NULL;
-    int reps = 50, seeds = 20, device_pointers = 0;
-    for (int i = 1; i < argc; i += 2) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
-        if (!strcmp(o, "--device-pointers")) {
-            device_pointers = 1;
-            i--;
-            continue;
-        }
-        if (!strcmp(o, "--batch")) batch = atoll(v);
-        else if (!strcmp(o, "--vocab")) vocab = atoll(v);
-        else if (!strcmp(o, "--top-k")) top_k = atoll(v);
-        else if (!strcmp(o, "--temperature")) temperature = strtof(v, NULL);
-        else if (!strcmp(o, "--top-p")) top_p = strtof(v, NULL);
-        else if (!strcmp(o, "--min-p")) min_p = strtof(v, NULL);
-        else if (!strcmp(o, "--dtype")) dtype_name = v;
-        else if (!strcmp(o, "--backend")) backend_name = v;
-        else if (!strcmp(o, "--reps")) reps = atoi(v);
-        else if (!strcmp(o, "--seeds")) seeds = atoi(v);
-        else if (!strcmp(o, "--peer")) peer = v;
-        else {
-            fprintf(stderr, "sample-bench: unknown option %s\n", o);
-            return 2;
-        }
-    }
-    int parsed = dtype_parse(dtype_name);
-    if (parsed < 0) {
-        fprintf(stderr, "sample-bench: --dtype %s: expected fp32, fp16 or bf16\n", dtype_name);
-        return 2;
-    }
-    if (strcmp(backend_name, "cpu") && strcmp(backend_name, "offload")) {
-        fprintf(stderr, "sample-bench: --backend %s: expected cpu or offload\n", backend_name);
-        return 2;
-    }
-    topk_dtype dtype = (topk_dtype)parsed;
-    topk_backend backend = !strcmp(backend_name, "offload") ? TOPK_BACKEND_OFFLOAD : TOPK_BACKEND_CPU;
+    options o = parse_options(argc, argv);
+    int64_t batch = o.batch, vocab = o.vocab;
+    topk_dtype dtype = (topk_dtype)o.dtype;
+    topk_backend backend = o.backend ? TOPK_BACKEND_OFFLOAD : TOPK_BACKEND_CPU;
     void *logits = make_logits(dtype, batch * vocab, 7);
     int64_t *tokens = malloc((size_t)batch * 8), *other = malloc((size_t)batch * 8);
     float *probs = malloc((size_t)batch * 4), *other_probs = malloc((size_t)batch * 4);
@@ -113,12 +125,12 @@ int main(int argc, char **argv)
     ctx = backend == TOPK_BACKEND_OFFLOAD ? offload : cpu;
     if (!ctx) return fprintf(stderr, "sample-bench: the offload backend does not open here\n"), 1;
     topk_sampling sp = topk_sampling_default();
-    sp.temperature = temperature;
-    sp.top_k = top_k;
-    sp.top_p = top_p;
-    sp.min_p = min_p;
+    sp.temperature = o.temperature;
+    sp.top_k = o.top_k;
+    sp.top_p = o.top_p;
+    sp.min_p = o.min_p;
     int mismatches = 0;
-    for (int seed = 0; seed < seeds && offload; seed++) {
+    for (int seed = 0; seed < o.seeds && offload; seed++) {
         sp.seed = (uint64_t)seed * 0x9E3779B97F4A7C15ull;
         sp.offset = (uint64_t)seed;
         if (topk_sample(cpu, logits, dtype, batch, vocab, vocab, &sp, 0, tokens, probs) != TOPK_OK ||
@@ -131,7 +143,7 @@ int main(int argc, char **argv)
     int64_t *tokens_at = tokens;
     float *probs_at = probs;
     unsigned flags = 0;
-    if (device_pointers) {
+    if (o.device_pointers) {
         const char *why = device_memory_unavailable();
         if (why || backend != TOPK_BACKEND_OFFLOAD)
             return fprintf(stderr, "sample-bench: --device-pointers needs --backend offload%s%s\n", why ? ": " : "",
@@ -141,31 +153,35 @@ int main(int argc, char **argv)
         probs_at = device_copy_in(probs, (size_t)batch * 4);
         flags = TOPK_DEVICE_POINTERS;
     }
-    double *times = malloc((size_t)reps * sizeof(double));
-    for (int i = 0; i <= reps; i++) {
+    double *times = malloc((size_t)o.reps * sizeof(double));
+    for (int i = 0; i <= o.reps; i++) {
         sp.seed = 1;
         sp.offset = (uint64_t)i;
         double t0 = bench_now();
         s = topk_sample(ctx, in, dtype, batch, vocab, vocab, &sp, flags, tokens_at, probs_at);
         if (i) times[i - 1] = (bench_now() - t0) * 1e6; /* the first call warms up */
         if (s != TOPK_OK) return fprintf(stderr, "topk_sample: %s\n", topk_strerror(s)), 1;
-        if (device_pointers) {
+        if (o.device_pointers) {
             device_copy_out(tokens, tokens_at, (size_t)batch * 8);
             device_copy_out(probs, probs_at, (size_t)batch * 4);
         }
         for (int64_t r = 0; r < batch; r++)
             if (tokens[r] < 0 || tokens[r] >= vocab || !(probs[r] > 0.0f && probs[r] <= 1.0f)) mismatches++;
     }
-    if (device_pointers) {
+    if (o.device_pointers) {
         device_free((void *)in);
         device_free(tokens_at);
         device_free(probs_at);
     }
-    double ours = median_of(times, reps), theirs = peer ? peer_median(peer, batch, vocab, dtype_name, temperature, top_k, top_p, min_p, reps) : -1;
-    printf("B=%lld V=%lld %s T=%g k=%lld p=%g min_p=%g | %s %.1f us", (long long)batch, (long long)vocab, dtype_name,
-           temperature, (long long)top_k, top_p, min_p, backend_name, ours);
+    double ours = median_of(times, o.reps);
+    double theirs = o.peer ? peer_median(o.peer, batch, vocab, dtype_name(dtype), o.temperature, o.top_k, o.top_p,
+                                         o.min_p, o.reps)
+                           : -1;
+    printf("B=%lld V=%lld %s T=%g k=%lld p=%g min_p=%g | %s %.1f us", (long long)batch, (long long)vocab,
+           dtype_name(dtype), o.temperature, (long long)o.top_k, o.top_p, o.min_p, topk_backend_name(backend), ours);
     if (theirs > 0) printf(" | peer %.1f us | peer/libtopk %.2fx", theirs, theirs / ours);
-    printf("%s | parity %s\n", device_pointers ? " (device pointers)" : "", offload ? (mismatches ? "MISMATCH" : "cpu == offload") : "offload not available");
+    printf("%s | parity %s\n", o.device_pointers ? " (device pointers)" : "",
+           offload ? (mismatches ? "MISMATCH" : "cpu == offload") : "offload not available");
     topk_ctx_free(cpu);
     topk_ctx_free(offload);
     free(times);

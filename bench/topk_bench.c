@@ -10,6 +10,7 @@
  * case whose indices or value bits differ from the reference makes the exit status 1.
  */
 #define _POSIX_C_SOURCE 200809L /* setenv */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@
 #include "bench.h"
 #include "npy.h"
 
-enum { MAX_BACKENDS = 4, MAX_FROM = 16 };
+enum { MAX_BACKENDS = 4, MAX_FROM = 16, MAX_MATRICES = 16 };
 
 typedef struct options {
     bench_case single;   /* --batch, --vocab, --top-k, --dtype */
@@ -29,7 +30,7 @@ typedef struct options {
     topk_backend backends[MAX_BACKENDS];
     int backend_count;
     unsigned flags;      /* TOPK_SMALLEST, TOPK_DEVICE_POINTERS */
-    uint64_t seed;
+    int64_t seed;
     int threads;         /* 0: the library's choice (TOPK_THREADS, a tuning table, else OpenMP's default) */
     timing_policy timing;
     report_format format;
@@ -49,115 +50,22 @@ static const options defaults = {
     .timing = {.warmup = 5, .iters = 50, .min_time = 0.5, .max_time = 10},
 };
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: topk-bench [flags]\n"
-            "Times topk_select and checks each timed result against the reference backend.\n"
-            "\n"
-            "What to select from: one shape (defaults 1 x 50304, k 50, fp32) ...\n"
-            "  --batch N           rows\n"
-            "  --vocab N           columns selected from in each row\n"
-            "  --top-k N           entries kept per row, 1..vocab (also with --input)\n"
-            "  --dtype T           fp32, fp16 or bf16 (with --input: must match the file; bf16 reads 16-bit\n"
-            "                      integer data as bfloat16 bits, since NumPy has no bfloat16)\n"
-            "  --stride N          elements from one row to the next, >= vocab (default vocab); the padding\n"
-            "                      holds NaN and -inf, which would win if a backend read it\n"
-            "... or a named matrix of shapes (each shape once; excludes the five flags above):\n"
-            "  --matrix NAME       (cases) ");
-    for (size_t i = 0; matrix_name(i); i++) {
-        bench_case *cases;
-        size_t count = matrix_cases(matrix_name(i), &cases);
-        free(cases);
-        fprintf(out, "%s%s (%zu)", i ? ", " : "", matrix_name(i), count);
-    }
-    fprintf(out,
-            "\n"
-            "                      seeds: nanochat's decode step B 1-32 x V 50304 x k 50/100/200 bf16, then the\n"
-            "                      foundation shapes; llm: V 32000-262144 x B 1-256, k 50 bf16; small-vocab:\n"
-            "                      B 4096 x V 1024-4096; decode: B 1-32 x four vocabs x k 50/200 x bf16/fp32\n"
-            "  --list              print the cases (batch vocab k dtype, one a line) and stop\n"
-            "... or real logits:\n"
-            "  --input FILE.npy    a 2-D C-order .npy matrix (numpy.save): '<f4' fp32, '<f2' fp16, or bf16\n"
-            "                      bits as '<i2'/'<u2'/'|V2' with --dtype bf16; batch and vocab are its shape\n"
-            "What runs:\n"
-            "  --backend LIST      comma-separated: auto, cpu, offload, reference (default auto), each timed\n"
-            "                      on the same data; TOPK_BACKEND must be unset\n"
-            "  --threads N         TOPK_PARAM_THREADS for cpu, and the read floor's thread count\n"
-            "                      (default: the library's choice: TOPK_THREADS, a tuning table, OpenMP's)\n"
-            "  --largest           select the k largest (the default)\n"
-            "  --smallest          select the k smallest instead\n"
-            "  --device-pointers   input and outputs in GPU memory (omp_target_alloc on the default device),\n"
-            "                      passed with TOPK_DEVICE_POINTERS; needs a device and the offload backend\n"
-            "Input data:\n"
-            "  --seed N            seed of the normal random input (default 1); bench/matrix_data.c\n"
-            "                      gives the recipe, which bench/peers/common.py repeats bit for bit\n"
-            "  --dump FILE         write the raw input matrix (batch x stride elements) to FILE and stop\n"
-            "Timing:\n"
-            "  --warmup N          untimed calls first (default %d)\n"
-            "  --iters N           at least N timed calls (default %d) ...\n"
-            "  --min-time S        ... and at least S seconds of them, so fast cases get many (default %g) ...\n"
-            "  --max-time S        ... unless S seconds pass first, with never fewer than 3 (default %g;\n"
-            "                      0: no limit); warmup stops at S too\n"
-            "Extras:\n"
-            "  --profile           after timing, repeat the calls with TOPK_PARAM_PROFILE on and report the\n"
-            "                      median of each stage the backend measured (validate, tuning, cpu select and\n"
-            "                      merge; offload plan, launch+wait, copies, kernel select and merge) and the\n"
-            "                      knobs it chose\n"
-            "  --autotune FILE     sweep the backend's knobs (cpu: threads, chunk; offload: teams per row) on\n"
-            "                      the cases and write every measurement to FILE, a tuning table\n"
-            "                      (tuning/README.md); use it with TOPK_TUNING_FILE=FILE or copy it into tuning/\n"
-            "  --plot FILE.png     draw median us against batch and against vocab, per backend (gnuplot)\n"
-            "  --from CSV          with --plot: plot this CSV (topk-bench's or a peer's, e.g. torch_topk.py's)\n"
-            "                      instead of running anything; repeat it to merge several\n"
-            "Output:\n"
-            "  --csv               a header line, then one line per case and backend\n"
-            "  --json              a JSON array of objects with the CSV's fields\n"
-            "                      (default: a readable table; with --csv or --json the banner goes to stderr,\n"
-            "                      and progress always does, once a run has lasted a second)\n"
-            "  --help              this text\n"
-            "\n"
-            "Columns: median/min/max microseconds per call; gbps = input bytes (batch x vocab x element size)\n"
-            "/ median; read_floor_us = median time of an OpenMP vectorised sum over the same bytes with the\n"
-            "same threads (host backends only); bw_fraction = read_floor_us / median_us; max_abs_diff,\n"
-            "indices_equal and values_equal compare with one reference-backend call on the same data;\n"
-            "prof_* are --profile's stages (empty without it; 0 = the backend does not measure that stage).\n"
-            "Exit status: 0 all cases verified, 1 a result differed from the reference, a call failed or\n"
-            "the plot could not be drawn, 2 bad flags or an unreadable --input file.\n",
-            defaults.timing.warmup, defaults.timing.iters, defaults.timing.min_time, defaults.timing.max_time);
-}
+static const char summary[] = "Times topk_select and checks each timed result against the reference backend.\n\n";
 
-static _Noreturn void bad_flags(const char *message, const char *detail)
-{
-    fprintf(stderr, "topk-bench: %s%s\ntry topk-bench --help\n", message, detail);
-    exit(2);
-}
+static const char footer[] =
+    "\n"
+    "Columns: median/min/max microseconds per call; gbps = input bytes (batch x vocab x element size)\n"
+    "/ median; read_floor_us = median time of an OpenMP vectorised sum over the same bytes with the\n"
+    "same threads (host backends only); bw_fraction = read_floor_us / median_us; max_abs_diff,\n"
+    "indices_equal and values_equal compare with one reference-backend call on the same data;\n"
+    "prof_* are --profile's stages (empty without it; 0 = the backend does not measure that stage).\n"
+    "Exit status: 0 all cases verified, 1 a result differed from the reference, a call failed or\n"
+    "the plot could not be drawn, 2 bad flags or an unreadable --input file.\n";
 
-static int64_t parse_count(const char *flag, const char *text, int64_t min, int64_t max)
+/* --backend LIST: each --backend replaces the list before it. */
+static bool parse_backends(void *field, const char *text, char *why, size_t size)
 {
-    char *end;
-    long long value = strtoll(text, &end, 10);
-    if (!*text || *end || value < min || value > max) {
-        fprintf(stderr, "topk-bench: %s %s: expected a whole number from %lld to %lld\ntry topk-bench --help\n", flag,
-                text, (long long)min, (long long)max);
-        exit(2);
-    }
-    return value;
-}
-
-static double parse_seconds(const char *flag, const char *text)
-{
-    char *end;
-    double value = strtod(text, &end);
-    if (!*text || *end || !(value >= 0)) {
-        fprintf(stderr, "topk-bench: %s %s: expected seconds >= 0\ntry topk-bench --help\n", flag, text);
-        exit(2);
-    }
-    return value;
-}
-
-static void parse_backends(options *o, const char *text)
-{
+    options *o = field;
     o->backend_count = 0;
     char copy[256];
     snprintf(copy, sizeof copy, "%s", text);
@@ -167,95 +75,158 @@ static void parse_backends(options *o, const char *text)
         int found = -1;
         for (int b = TOPK_BACKEND_AUTO; b <= TOPK_BACKEND_REFERENCE; b++)
             if (!strcmp(name, topk_backend_name((topk_backend)b))) found = b;
-        if (found < 0) bad_flags("--backend takes auto, cpu, offload or reference (comma-separated), not ", name);
-        if (o->backend_count == MAX_BACKENDS) bad_flags("--backend lists too many backends: ", text);
+        if (found < 0) {
+            snprintf(why, size, "expected auto, cpu, offload or reference (comma-separated), not %s", name);
+            return false;
+        }
+        if (o->backend_count == MAX_BACKENDS) {
+            snprintf(why, size, "lists more than %d backends", MAX_BACKENDS);
+            return false;
+        }
         o->backends[o->backend_count++] = (topk_backend)found;
     }
-}
-
-static bool takes_value(const char *flag)
-{
-    static const char *const valued[] = {"--batch",  "--vocab",    "--top-k",    "--stride",  "--dtype",
-                                         "--matrix", "--backend",  "--threads",  "--seed",    "--dump",
-                                         "--warmup", "--iters",    "--min-time", "--max-time", "--input",
-                                         "--autotune", "--plot",   "--from"};
-    for (size_t i = 0; i < sizeof valued / sizeof valued[0]; i++)
-        if (!strcmp(flag, valued[i])) return true;
-    return false;
-}
-
-static bool parse_switch(options *o, const char *flag)
-{
-    if (!strcmp(flag, "--help")) {
-        usage(stdout);
-        exit(0);
-    }
-    if (!strcmp(flag, "--smallest")) o->flags |= TOPK_SMALLEST;
-    else if (!strcmp(flag, "--largest")) o->flags &= ~TOPK_SMALLEST;
-    else if (!strcmp(flag, "--device-pointers")) o->flags |= TOPK_DEVICE_POINTERS;
-    else if (!strcmp(flag, "--csv") || !strcmp(flag, "--json")) {
-        report_format format = flag[2] == 'c' ? REPORT_CSV : REPORT_JSON;
-        if (o->format != REPORT_TABLE && o->format != format) bad_flags("--csv and --json exclude each other", "");
-        o->format = format;
-    }
-    else if (!strcmp(flag, "--profile")) o->profile = true;
-    else if (!strcmp(flag, "--list")) o->list = true;
-    else return false;
     return true;
+}
+
+/* --from CSV: each one adds a file. */
+static bool add_from(void *field, const char *text, char *why, size_t size)
+{
+    options *o = field;
+    if (o->from_count == MAX_FROM) {
+        snprintf(why, size, "more than %d --from files", MAX_FROM);
+        return false;
+    }
+    o->from[o->from_count++] = text;
+    return true;
+}
+
+/* --matrix's choices and their help: each name with its count of cases, then what they hold. */
+static void describe_matrices(const char **names, char *help, size_t size)
+{
+    size_t n = (size_t)snprintf(help, size, "(cases) ");
+    names[0] = NULL;
+    for (size_t i = 0; matrix_name(i) && i + 1 < MAX_MATRICES; i++) {
+        bench_case *cases;
+        size_t count = matrix_cases(matrix_name(i), &cases);
+        free(cases);
+        names[i] = matrix_name(i);
+        names[i + 1] = NULL;
+        if (n < size) n += (size_t)snprintf(help + n, size - n, "%s%s (%zu)", i ? ", " : "", names[i], count);
+    }
+    if (n < size)
+        snprintf(help + n, size - n, "\n"
+                 "seeds: nanochat's decode step B 1-32 x V 50304 x k 50/100/200 bf16, then the\n"
+                 "foundation shapes; llm: V 32000-262144 x B 1-256, k 50 bf16; small-vocab:\n"
+                 "B 4096 x V 1024-4096; decode: B 1-32 x four vocabs x k 50/200 x bf16/fp32");
+}
+
+/* The flags' cross-checks, which the table cannot see. */
+static void check_options(const flag_table *t, const options *o)
+{
+    bool shape_given = flag_given(t, "--batch") || flag_given(t, "--vocab") || flag_given(t, "--stride");
+    if (o->matrix && (shape_given || flag_given(t, "--top-k") || o->dtype_given))
+        flags_fail(t, "--matrix replaces --batch, --vocab, --top-k, --dtype and --stride");
+    if (o->input && (o->matrix || shape_given))
+        flags_fail(t, "--input takes batch and vocab from the file: drop --matrix, --batch, --vocab and --stride");
+    if (o->dump && (o->matrix || o->input))
+        flags_fail(t, "--dump writes one seeded shape's input: give --batch etc.");
+    if (o->from_count && !o->plot) flags_fail(t, "--from goes with --plot");
+    if (o->autotune && o->backend_count != 1)
+        flags_fail(t, "--autotune tunes one backend: give --backend cpu or offload");
+    if (o->autotune && (o->input || o->profile || o->plot))
+        flags_fail(t, "--autotune goes with neither --input, --profile nor --plot");
+    if (!o->matrix && !o->input && o->single.k > o->single.vocab) flags_fail(t, "--top-k is larger than --vocab");
+    if (o->stride && o->stride < o->single.vocab) flags_fail(t, "--stride is smaller than --vocab");
 }
 
 static options parse_options(int argc, char **argv)
 {
     options o = defaults;
-    bool shape_given = false, k_given = false;
-    for (int i = 1; i < argc; i++) {
-        const char *flag = argv[i];
-        if (parse_switch(&o, flag)) continue;
-        if (!takes_value(flag)) bad_flags("unknown flag ", flag);
-        if (i + 1 == argc) bad_flags("missing value after ", flag);
-        const char *value = argv[++i];
-        if (!strcmp(flag, "--batch")) o.single.batch = parse_count(flag, value, 1, INT64_MAX);
-        else if (!strcmp(flag, "--vocab")) o.single.vocab = parse_count(flag, value, 1, INT64_MAX);
-        else if (!strcmp(flag, "--top-k")) o.single.k = parse_count(flag, value, 1, INT64_MAX);
-        else if (!strcmp(flag, "--stride")) o.stride = parse_count(flag, value, 1, INT64_MAX);
-        else if (!strcmp(flag, "--dtype")) {
-            int d = dtype_parse(value);
-            if (d < 0) bad_flags("--dtype must be fp32, fp16 or bf16, not ", value);
-            o.single.dtype = (topk_dtype)d;
-            o.dtype_given = true;
-        } else if (!strcmp(flag, "--matrix")) {
-            bench_case *cases;
-            if (!matrix_cases(value, &cases)) bad_flags("no such matrix (see --help): ", value);
-            free(cases);
-            o.matrix = value;
-        } else if (!strcmp(flag, "--backend")) parse_backends(&o, value);
-        else if (!strcmp(flag, "--threads")) o.threads = (int)parse_count(flag, value, 1, 4096);
-        else if (!strcmp(flag, "--seed")) o.seed = (uint64_t)parse_count(flag, value, 0, INT64_MAX);
-        else if (!strcmp(flag, "--dump")) o.dump = value;
-        else if (!strcmp(flag, "--input")) o.input = value;
-        else if (!strcmp(flag, "--autotune")) o.autotune = value;
-        else if (!strcmp(flag, "--plot")) o.plot = value;
-        else if (!strcmp(flag, "--from")) {
-            if (o.from_count == MAX_FROM) bad_flags("too many --from files", "");
-            o.from[o.from_count++] = value;
-        } else if (!strcmp(flag, "--warmup")) o.timing.warmup = (int)parse_count(flag, value, 0, 1000000);
-        else if (!strcmp(flag, "--iters")) o.timing.iters = (int)parse_count(flag, value, 1, 100000000);
-        else if (!strcmp(flag, "--min-time")) o.timing.min_time = parse_seconds(flag, value);
-        else if (!strcmp(flag, "--max-time")) o.timing.max_time = parse_seconds(flag, value);
-        else bad_flags("takes_value lists a flag that nothing reads: ", flag);
-        shape_given |= !strcmp(flag, "--batch") || !strcmp(flag, "--vocab") || !strcmp(flag, "--stride");
-        k_given |= !strcmp(flag, "--top-k");
-    }
-    if (o.matrix && (shape_given || k_given || o.dtype_given))
-        bad_flags("--matrix replaces --batch, --vocab, --top-k, --dtype and --stride", "");
-    if (o.input && (o.matrix || shape_given))
-        bad_flags("--input takes batch and vocab from the file: drop --matrix, --batch, --vocab and --stride", "");
-    if (o.dump && (o.matrix || o.input)) bad_flags("--dump writes one seeded shape's input: give --batch etc.", "");
-    if (o.from_count && !o.plot) bad_flags("--from goes with --plot", "");
-    if (o.autotune && o.backend_count != 1) bad_flags("--autotune tunes one backend: give --backend cpu or offload", "");
-    if (o.autotune && (o.input || o.profile || o.plot)) bad_flags("--autotune goes with neither --input, --profile nor --plot", "");
-    if (!o.matrix && !o.input && o.single.k > o.single.vocab) bad_flags("--top-k is larger than --vocab", "");
-    if (o.stride && o.stride < o.single.vocab) bad_flags("--stride is smaller than --vocab", "");
+    int dtype = TOPK_F32, matrix = -1;
+    bool smallest = false, device_pointers = false, csv = false, json = false;
+    const char *matrices[MAX_MATRICES];
+    char matrix_help[1024];
+    describe_matrices(matrices, matrix_help, sizeof matrix_help);
+    const int64_t many = INT64_MAX;
+    flag list[] = {
+        {NULL, .help = "What to select from: one shape (defaults 1 x 50304, k 50, fp32) ..."},
+        {"--batch", FLAG_INT64, &o.single.batch, "N", .min = 1, .max = many, .help = "rows"},
+        {"--vocab", FLAG_INT64, &o.single.vocab, "N", .min = 1, .max = many,
+         .help = "columns selected from in each row"},
+        {"--top-k", FLAG_INT64, &o.single.k, "N", .min = 1, .max = many,
+         .help = "entries kept per row, 1..vocab (also with --input)"},
+        {"--dtype", FLAG_CHOICE, &dtype, "T", .choices = dtype_choices,
+         .help = "fp32, fp16 or bf16 (with --input: must match the file; bf16 reads 16-bit\n"
+                 "integer data as bfloat16 bits, since NumPy has no bfloat16)"},
+        {"--stride", FLAG_INT64, &o.stride, "N", .min = 1, .max = many,
+         .help = "elements from one row to the next, >= vocab (default vocab); the padding\n"
+                 "holds NaN and -inf, which would win if a backend read it"},
+        {NULL, .help = "... or a named matrix of shapes (each shape once; excludes the five flags above):"},
+        {"--matrix", FLAG_CHOICE, &matrix, "NAME", .choices = matrices, .help = matrix_help},
+        {"--list", FLAG_ON, &o.list, .help = "print the cases (batch vocab k dtype, one a line) and stop"},
+        {NULL, .help = "... or real logits:"},
+        {"--input", FLAG_STRING, &o.input, "FILE.npy",
+         .help = "a 2-D C-order .npy matrix (numpy.save): '<f4' fp32, '<f2' fp16, or bf16\n"
+                 "bits as '<i2'/'<u2'/'|V2' with --dtype bf16; batch and vocab are its shape"},
+        {NULL, .help = "What runs:"},
+        {"--backend", FLAG_CUSTOM, &o, "LIST", .parse = parse_backends,
+         .help = "comma-separated: auto, cpu, offload, reference (default auto), each timed\n"
+                 "on the same data; TOPK_BACKEND must be unset"},
+        {"--threads", FLAG_INT, &o.threads, "N", .min = 1, .max = 4096,
+         .help = "TOPK_PARAM_THREADS for cpu, and the read floor's thread count\n"
+                 "(default: the library's choice: TOPK_THREADS, a tuning table, OpenMP's)"},
+        {"--largest", FLAG_OFF, &smallest, .help = "select the k largest (the default)"},
+        {"--smallest", FLAG_ON, &smallest, .help = "select the k smallest instead"},
+        {"--device-pointers", FLAG_ON, &device_pointers,
+         .help = "input and outputs in GPU memory (omp_target_alloc on the default device),\n"
+                 "passed with TOPK_DEVICE_POINTERS; needs a device and the offload backend"},
+        {NULL, .help = "Input data:"},
+        {"--seed", FLAG_INT64, &o.seed, "N", .min = 0, .max = many, .show_default = true,
+         .help = "seed of the normal random input; bench/matrix_data.c gives the recipe,\n"
+                 "which bench/peers/common.py repeats bit for bit"},
+        {"--dump", FLAG_STRING, &o.dump, "FILE",
+         .help = "write the raw input matrix (batch x stride elements) to FILE and stop"},
+        {NULL, .help = "Timing:"},
+        {"--warmup", FLAG_INT, &o.timing.warmup, "N", .min = 0, .max = 1000000, .show_default = true,
+         .help = "untimed calls first"},
+        {"--iters", FLAG_INT, &o.timing.iters, "N", .min = 1, .max = 100000000, .show_default = true,
+         .help = "at least N timed calls ..."},
+        {"--min-time", FLAG_DOUBLE, &o.timing.min_time, "S", .least = 0, .most = INFINITY, .show_default = true,
+         .help = "... and at least S seconds of them, so fast cases get many ..."},
+        {"--max-time", FLAG_DOUBLE, &o.timing.max_time, "S", .least = 0, .most = INFINITY, .show_default = true,
+         .help = "... unless S seconds pass first, with never fewer than 3 (0: no limit);\n"
+                 "warmup stops at S too"},
+        {NULL, .help = "Extras:"},
+        {"--profile", FLAG_ON, &o.profile,
+         .help = "after timing, repeat the calls with TOPK_PARAM_PROFILE on and report the\n"
+                 "median of each stage the backend measured (validate, tuning, cpu select and\n"
+                 "merge; offload plan, launch+wait, copies, kernel select and merge) and the\n"
+                 "knobs it chose"},
+        {"--autotune", FLAG_STRING, &o.autotune, "FILE",
+         .help = "sweep the backend's knobs (cpu: threads, chunk; offload: teams per row) on\n"
+                 "the cases and write every measurement to FILE, a tuning table\n"
+                 "(tuning/README.md); use it with TOPK_TUNING_FILE=FILE or copy it into tuning/"},
+        {"--plot", FLAG_STRING, &o.plot, "FILE.png",
+         .help = "draw median us against batch and against vocab, per backend (gnuplot)"},
+        {"--from", FLAG_CUSTOM, &o, "CSV", .parse = add_from,
+         .help = "with --plot: plot this CSV (topk-bench's or a peer's, e.g. torch_topk.py's)\n"
+                 "instead of running anything; repeat it to merge several"},
+        {NULL, .help = "Output:"},
+        {"--csv", FLAG_ON, &csv, .help = "a header line, then one line per case and backend"},
+        {"--json", FLAG_ON, &json,
+         .help = "a JSON array of objects with the CSV's fields\n"
+                 "(default: a readable table; with --csv or --json the banner goes to stderr,\n"
+                 "and progress always does, once a run has lasted a second)"},
+    };
+    flag_table table = {"topk-bench", summary, footer, list, sizeof list / sizeof list[0]};
+    flags_parse(&table, argc, argv);
+    if (csv && json) flags_fail(&table, "--csv and --json exclude each other");
+    o.format = csv ? REPORT_CSV : json ? REPORT_JSON : REPORT_TABLE;
+    o.single.dtype = (topk_dtype)dtype;
+    o.dtype_given = flag_given(&table, "--dtype");
+    o.matrix = matrix >= 0 ? matrices[matrix] : NULL;
+    o.flags = (smallest ? TOPK_SMALLEST : 0) | (device_pointers ? TOPK_DEVICE_POINTERS : 0);
+    check_options(&table, &o);
     return o;
 }
 
@@ -264,7 +235,7 @@ static void dump_input(const options *o)
     int64_t stride = o->stride ? o->stride : o->single.vocab;
     size_t bytes = (size_t)(o->single.batch * stride) * (size_t)topk_dtype_size(o->single.dtype);
     void *data = bench_alloc_aligned(bytes);
-    matrix_fill(data, o->single.dtype, o->single.batch, o->single.vocab, stride, o->seed);
+    matrix_fill(data, o->single.dtype, o->single.batch, o->single.vocab, stride, (uint64_t)o->seed);
     FILE *f = fopen(o->dump, "wb");
     bool written = f && fwrite(data, 1, bytes, f) == bytes;
     if (f && fclose(f) != 0) written = false;
@@ -334,7 +305,10 @@ static size_t cases_of(options *o, bench_case **cases, npy_matrix *file)
         exit(2);
     }
     o->single = (bench_case){file->rows, file->cols, o->single.k, file->dtype};
-    if (o->single.k > o->single.vocab) bad_flags("--top-k is larger than the file's vocab (its second dimension)", "");
+    if (o->single.k > o->single.vocab) {
+        fprintf(stderr, "topk-bench: --top-k is larger than the file's vocab (its second dimension)\ntry topk-bench --help\n");
+        exit(2);
+    }
     return 1;
 }
 
@@ -399,7 +373,10 @@ int main(int argc, char **argv)
     /* TOPK_BACKEND overrides every context's backend, the reference oracle's too: refuse rather than
      * check a backend against itself. */
     const char *env_backend = getenv("TOPK_BACKEND");
-    if (env_backend && *env_backend) bad_flags("TOPK_BACKEND is set; unset it and choose with --backend", "");
+    if (env_backend && *env_backend) {
+        fprintf(stderr, "topk-bench: TOPK_BACKEND is set; unset it and choose with --backend\n");
+        return 2;
+    }
     /* While tuning, a knob left at 0 must mean the built-in heuristic, not an older table's choice. */
     if (o.autotune) setenv("TOPK_TUNING_FILE", "off", 1);
 
@@ -417,7 +394,7 @@ int main(int argc, char **argv)
     if (o.autotune) {
         char command[2048];
         command_line(argc, argv, command, sizeof command);
-        autotune_job job = {o.autotune, ctx[0], reference, cases, count, o.seed, o.flags, o.timing, command};
+        autotune_job job = {o.autotune, ctx[0], reference, cases, count, (uint64_t)o.seed, o.flags, o.timing, command};
         int status = autotune(&job);
         topk_ctx_free(ctx[0]);
         topk_ctx_free(reference);
@@ -437,7 +414,7 @@ int main(int argc, char **argv)
                     (long long)shape->batch, (long long)shape->vocab, (long long)shape->k, dtype_name(shape->dtype),
                     bench_now() - started);
         case_data d;
-        case_data_init(&d, shape, o.stride, file.data, o.seed, o.flags, reference);
+        case_data_init(&d, shape, o.stride, file.data, (uint64_t)o.seed, o.flags, reference);
         for (int b = 0; b < o.backend_count; b++) {
             topk_backend backend = topk_ctx_backend(ctx[b]);
             int floor_threads = backend == TOPK_BACKEND_OFFLOAD ? 0 : threads;
