@@ -152,7 +152,7 @@ TOPK_API topk_status topk_ctx_get_param(const topk_ctx *ctx, topk_param param, i
  * Calls on host memory stay synchronous and do not use the stream.
  * Workspace: the context owns it, one per stream it has seen (calls on one stream are ordered, calls on
  * different streams never share buffers). Buffers a stream call used stay allocated until topk_ctx_free,
- * which first waits for the context's streams: a graph that captured a call must not be replayed after
+ * which first waits for the device (cuCtxSynchronize; the streams may be destroyed before it): a graph that captured a call must not be replayed after
  * topk_ctx_free. The first call of a shape may allocate; inside a capture that allocation is not part of
  * the graph. A capture may not hold per-row sampling parameters given in host memory
  * (TOPK_ERR_STREAM_CAPTURING): give one value for the call.

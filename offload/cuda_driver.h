@@ -53,6 +53,7 @@ enum {
                        CUstream, void **, void **))                                                      \
     X(cuStreamIsCapturing, (CUstream, int *))                                                            \
     X(cuStreamSynchronize, (CUstream))                                                                   \
+    X(cuCtxSynchronize, (void))                                                                          \
     X(cuThreadExchangeStreamCaptureMode, (int *))
 
 typedef struct topk_cuda_api {

@@ -119,10 +119,12 @@ void topk_gpu_close_streams(topk_gpu *gpu)
     if (!any || !cu) return;
     topk_cuda_scope scope;
     if (topk_cuda_enter(gpu, &scope, true) != TOPK_OK) return;
+    /* The whole context, not each stream: the caller may have destroyed a stream by now, and a destroyed
+     * handle must not reach the driver (it crashed there on the H100). */
+    cu->cuCtxSynchronize();
     for (int i = 0; i < TOPK_STREAM_WORKSPACES; i++) {
         topk_workspace *w = &gpu->streams[i];
         if (!w->used) continue;
-        cu->cuStreamSynchronize((CUstream)w->stream); /* an error: the stream is gone, and its work with it */
         retire(gpu, w->scratch);
         retire(gpu, w->tickets);
     }

@@ -77,7 +77,16 @@ static void expect_stream_equals_sync(topk_ctx *ctx, void *stream, const select_
     selection sync = {malloc(n * elem), malloc(n * 8), c->k}, streamed = {malloc(n * elem), malloc(n * 8), c->k};
     select_via(ctx, NULL, c, m, sync.values, sync.indices);
     select_via(ctx, stream, c, m, streamed.values, streamed.indices);
-    assert_same(c, &streamed, &sync, "the synchronous call");
+    char why[300];
+    if (find_difference(c, &streamed, &sync, why, sizeof why)) { /* which one is wrong: ask the oracle */
+        selection oracle = oracle_selection(c, m->host, false);
+        char s_why[300] = "", o_why[300] = "";
+        bool sync_wrong = find_difference(c, &sync, &oracle, s_why, sizeof s_why);
+        bool stream_wrong = find_difference(c, &streamed, &oracle, o_why, sizeof o_why);
+        selection_free(&oracle);
+        cr_assert_fail("stream vs synchronous: %s. Against the oracle: synchronous %s%s; stream %s%s", why,
+                       sync_wrong ? "WRONG: " : "right", s_why, stream_wrong ? "WRONG: " : "right", o_why);
+    }
     selection_free(&sync);
     selection_free(&streamed);
 }
