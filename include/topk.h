@@ -157,7 +157,9 @@ TOPK_API topk_status topk_ctx_get_param(const topk_ctx *ctx, topk_param param, i
  * the graph. A capture may not hold per-row sampling parameters given in host memory
  * (TOPK_ERR_STREAM_CAPTURING): give one value for the call.
  * Threads: the stream is the context's; threads that use different streams use different contexts (or
- * set the stream and call under a lock of their own). */
+ * set the stream and call under a lock of their own). A context knows a stream by its handle: before
+ * destroying a stream it used, let the stream finish (cuStreamSynchronize), since a new stream may get the
+ * same handle and with it the old stream's workspace. */
 
 /* Sets the CUstream (cudaStream_t; CU_STREAM_LEGACY and CU_STREAM_PER_THREAD work too) of the context's
  * calls on device pointers, on the context's device, or NULL for synchronous calls (the default). The
