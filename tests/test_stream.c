@@ -57,6 +57,11 @@ static void select_via(topk_ctx *ctx, void *stream, const select_case *c, const 
 {
     size_t n = (size_t)(c->batch * c->k), elem = (size_t)dtype_bytes(c->dtype);
     void *dv = cuda_alloc(n * elem), *di = cuda_alloc(n * 8);
+    /* poisoned first: an output the kernel did not write shows as 0xA5 bytes */
+    memset(values, 0xA5, n * elem);
+    memset(indices, 0xA5, n * 8);
+    cuda_upload(dv, values, n * elem);
+    cuda_upload(di, indices, n * 8);
     cr_assert(topk_ctx_set_stream(ctx, stream) == TOPK_OK, "topk_ctx_set_stream: %s", topk_ctx_last_error(ctx));
     topk_status s = topk_select(ctx, m->device, c->dtype, c->batch, c->vocab, c->row_stride, c->k,
                                 TOPK_DEVICE_POINTERS | (c->smallest ? TOPK_SMALLEST : 0), dv, di);
