@@ -15,7 +15,7 @@ DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
 BACKENDS = {"auto": 0, "cpu": 1, "offload": 2, "reference": 3}
 PARAM_DEVICE = 1
 # The package's version and the SONAME of the libtopk it loads from the system (CMakeLists.txt's rule).
-VERSION = (0, 2, 0)
+VERSION = (0, 3, 0)
 SONAME_VERSION = f"0.{VERSION[1]}" if VERSION[0] == 0 else str(VERSION[0])
 
 # topk_status in the order of the enum; those in _ARGUMENT_STATUSES mean "the caller passed something
