@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define TOPK_VERSION_MAJOR 0
-#define TOPK_VERSION_MINOR 2
+#define TOPK_VERSION_MINOR 3
 #define TOPK_VERSION_PATCH 0
 #define TOPK_VERSION_NUMBER (TOPK_VERSION_MAJOR * 10000 + TOPK_VERSION_MINOR * 100 + TOPK_VERSION_PATCH)
 
@@ -67,7 +67,7 @@ typedef enum topk_status {
     TOPK_ERR_OUT_OF_MEMORY = 11,     /* a workspace could not be allocated */
     TOPK_ERR_DEVICE_FAILURE = 12,    /* the GPU runtime reported a failure */
     TOPK_ERR_BAD_SAMPLING = 13,      /* a sampling parameter is out of range (temperature, top_k, top_p, min_p) */
-    TOPK_ERR_STREAM_CAPTURING = 14,  /* the caller's CUDA stream is capturing a graph (the Python binding checks) */
+    TOPK_ERR_STREAM_CAPTURING = 14,  /* the CUDA stream is capturing a graph and this call cannot be captured */
     TOPK_STATUS_COUNT                /* not a status: the number of them in this version */
 } topk_status;
 
@@ -138,6 +138,40 @@ TOPK_API topk_status topk_ctx_set_param(topk_ctx *ctx, topk_param param, int64_t
 /* Reads a tuning parameter into *value. */
 TOPK_API topk_status topk_ctx_get_param(const topk_ctx *ctx, topk_param param, int64_t *value);
 
+/* ---- CUDA streams and graphs --------------------------------------------------------------------------
+ * By default a GPU call is synchronous: it runs on a stream of libomptarget's and returns when its
+ * results are written, so the caller must have finished writing the input first (e.g. synchronised its
+ * stream). With a stream set on the context, every call on device pointers (TOPK_DEVICE_POINTERS) of
+ * topk_select, topk_sample and the sampling helpers instead ENQUEUES its kernel on that stream and
+ * returns at once: it runs after the work before it on the stream, its results are there for the work
+ * after it, and the host never waits. Such calls may be captured in a CUDA graph (stream capture), whose
+ * replays run them again on the same buffers with the parameters of the capture. Errors found before the
+ * launch (every bad argument) are still returned; a launch the driver refuses returns
+ * TOPK_ERR_DEVICE_FAILURE, with the driver's message in topk_ctx_last_error. A fault while the kernel runs
+ * is the stream's, as for any kernel (the next synchronisation reports it).
+ * Calls on host memory stay synchronous and do not use the stream.
+ * Workspace: the context owns it, one per stream it has seen (calls on one stream are ordered, calls on
+ * different streams never share buffers). Buffers a stream call used stay allocated until topk_ctx_free,
+ * which first waits for the device (cuCtxSynchronize; the streams may be destroyed before it): a graph that captured a call must not be replayed after
+ * topk_ctx_free. The first call of a shape may allocate; inside a capture that allocation is not part of
+ * the graph. A capture may not hold per-row sampling parameters given in host memory
+ * (TOPK_ERR_STREAM_CAPTURING): give one value for the call.
+ * Threads: the stream is the context's; threads that use different streams use different contexts (or
+ * set the stream and call under a lock of their own). A context knows a stream by its handle: before
+ * destroying a stream it used, let the stream finish (cuStreamSynchronize), since a new stream may get the
+ * same handle and with it the old stream's workspace. */
+
+/* Sets the CUstream (cudaStream_t; CU_STREAM_LEGACY and CU_STREAM_PER_THREAD work too) of the context's
+ * calls on device pointers, on the context's device, or NULL for synchronous calls (the default). The
+ * first stream of a process loads the library's kernels into the device's primary CUDA context.
+ * Returns TOPK_ERR_NO_DEVICE for a context without a GPU (cpu or reference backend, TOPK_OFFLOAD_HOST=1),
+ * TOPK_ERR_DEVICE_FAILURE when the kernels cannot be loaded (see topk_ctx_last_error). */
+TOPK_API topk_status topk_ctx_set_stream(topk_ctx *ctx, void *stream);
+
+/* The CUDA driver's message for the last TOPK_ERR_DEVICE_FAILURE of a call on a stream ("cuLaunchKernel:
+ * CUDA_ERROR_INVALID_HANDLE (invalid resource handle)"), or "". Valid until the next call on the context. */
+TOPK_API const char *topk_ctx_last_error(const topk_ctx *ctx);
+
 /* Flags for topk_select, combined with |. */
 #define TOPK_SMALLEST 1u       /* select the k smallest instead of the k largest */
 #define TOPK_DEVICE_POINTERS 2u /* input and outputs are GPU memory (cudaMalloc, torch, omp_target_alloc) */
@@ -204,8 +238,8 @@ TOPK_API const char *topk_ctx_tuning_device(const topk_ctx *ctx);
 /* ---- Sampling ---------------------------------------------------------------------------------------
  * One token per row, drawn from softmax(logits / temperature) restricted by top-k, top-p and min-p,
  * with a counter-based generator (Philox-4x32-10): row r of a call draws from the counter (offset, r)
- * under the key `seed`, so the same seed, offset and inputs give the same tokens and probabilities on
- * every backend and thread count, bit for bit (the library's own exp, no contraction, and integer
+ * under the key `seed` (or, with per-row seeds, from (offsets[r] or offset, 0) under seeds[r]), so the same
+ * seed, offset and inputs give the same tokens and probabilities on every backend and thread count, bit for bit (the library's own exp, no contraction, and integer
  * weights, whose sums do not depend on order: DESIGN.md).
  *
  * The filters apply in this order: temperature; top-k over the logits (ties: the contract's order);
@@ -231,6 +265,11 @@ typedef struct topk_sampling {
     const float *min_ps;        /* per row, or NULL */
     uint64_t seed;              /* Philox key */
     uint64_t offset;            /* Philox counter offset: advance it between calls (e.g. by 1 per step) */
+    const uint64_t *seeds;      /* per row, or NULL: row r's own key, and then its draw depends on nothing
+                                   else (not on r, nor on the batch): the same request draws the same token
+                                   at any row of any batch. Host memory, or GPU memory with
+                                   TOPK_DEVICE_POINTERS (read by the kernel: a CUDA graph replays new values) */
+    const uint64_t *offsets;    /* per row, or NULL: row r's counter offset; memory as for seeds */
 } topk_sampling;
 
 /* The defaults: temperature 1, every filter off, seed 0, offset 0. */

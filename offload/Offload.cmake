@@ -57,3 +57,24 @@ function(topk_offload_target target)
   target_compile_options(${target} PRIVATE ${_flags})
   target_link_options(${target} PRIVATE ${_flags} -Wl,-rpath,${TOPK_LLVM_LIBDIR})
 endfunction()
+
+# The stream launcher's kernel table (offload/launcher.c, offload/kernel_table.cmake): the files whose
+# regions it launches, compiled once more device-side only, to textual IR with the captured variables'
+# names kept and no optimisation (a kernel's name and parameters do not depend on it: clang's front end
+# makes them), then read into topk_kernels.h in the build tree.
+function(topk_kernel_table target sources)
+  string(REPLACE "," ";" _archs "${TOPK_GPU_ARCHS}")
+  list(GET _archs 0 _arch)
+  add_library(topk_kernel_ir OBJECT ${sources})
+  target_include_directories(topk_kernel_ir PRIVATE $<TARGET_PROPERTY:${target},INCLUDE_DIRECTORIES>)
+  target_compile_options(topk_kernel_ir PRIVATE -ffp-contract=off -fopenmp --cuda-path=${TOPK_CUDA_ROOT}
+                         --offload-arch=${_arch} --offload-device-only -emit-llvm -S -fno-discard-value-names -O0)
+  set(_dir ${CMAKE_BINARY_DIR}/generated)
+  add_custom_command(OUTPUT ${_dir}/topk_kernels.h
+    COMMAND ${CMAKE_COMMAND} -DOUTPUT=${_dir}/topk_kernels.h "-DINPUTS=$<TARGET_OBJECTS:topk_kernel_ir>"
+            -P ${PROJECT_SOURCE_DIR}/offload/kernel_table.cmake
+    DEPENDS topk_kernel_ir $<TARGET_OBJECTS:topk_kernel_ir> ${PROJECT_SOURCE_DIR}/offload/kernel_table.cmake
+    VERBATIM)
+  target_sources(${target} PRIVATE ${_dir}/topk_kernels.h)
+  target_include_directories(${target} PRIVATE ${_dir})
+endfunction()

@@ -1,35 +1,57 @@
 /*
- * The two things we ask of the CUDA driver directly (gpu.h), through dlopen so that the library never
- * links libcuda and loads on machines without it.
+ * The CUDA driver, loaded at run time (cuda_driver.h), and the few questions we ask it about a device
+ * (gpu.h). Never linked: the library loads on machines without libcuda.
  */
 #define _GNU_SOURCE /* RTLD_NODELETE */
 
 #include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
 
+#include "cuda_driver.h"
 #include "gpu.h"
 
 #define CU_CTX_SCHED_AUTO 0u
-#define CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT 16
 
-typedef int (*cu_init_fn)(unsigned);
-typedef int (*cu_device_get_fn)(int *, int);
-typedef int (*cu_ctx_state_fn)(int, unsigned *, int *);
-typedef int (*cu_ctx_set_flags_fn)(int, unsigned);
-typedef int (*cu_attribute_fn)(int *, int, int);
-typedef int (*cu_name_fn)(char *, int, int);
+static topk_cuda_api api;
+static const topk_cuda_api *loaded;
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
-/* Opens the driver and returns the CUdevice of `ordinal`, or NULL. */
-static void *open_driver(int ordinal, int *device)
+static void load(void)
 {
     void *cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-    if (!cuda) return NULL;
-    cu_init_fn init = (cu_init_fn)dlsym(cuda, "cuInit");
-    cu_device_get_fn device_get = (cu_device_get_fn)dlsym(cuda, "cuDeviceGet");
-    if (!init || !device_get || init(0) != 0 || device_get(device, ordinal) != 0) {
-        dlclose(cuda);
-        return NULL;
+    if (!cuda) return;
+    bool complete = true;
+#define TOPK_CUDA_LOAD_(name, args)                                                                      \
+    *(void **)&api.name = dlsym(cuda, #name);                                                            \
+    complete = complete && api.name;
+    TOPK_CUDA_CALLS(TOPK_CUDA_LOAD_)
+#undef TOPK_CUDA_LOAD_
+    if (complete && api.cuInit(0) == 0) loaded = &api;
+}
+
+const topk_cuda_api *topk_cuda(void)
+{
+    pthread_once(&load_once, load);
+    return loaded;
+}
+
+void topk_cuda_message(CUresult result, const char *what, char *message, size_t size)
+{
+    const char *name = "CUDA_ERROR_UNKNOWN", *text = "no description";
+    const topk_cuda_api *cu = topk_cuda();
+    if (cu) {
+        cu->cuGetErrorName(result, &name);
+        cu->cuGetErrorString(result, &text);
     }
-    return cuda;
+    snprintf(message, size, "%s: %s (%s)", what, name, text);
+}
+
+/* The CUdevice of `ordinal`, or -1 without a driver. */
+static CUdevice device_of(const topk_cuda_api *cu, int ordinal)
+{
+    CUdevice device;
+    return cu && cu->cuDeviceGet(&device, ordinal) == 0 ? device : -1;
 }
 
 /*
@@ -42,38 +64,31 @@ static void *open_driver(int ordinal, int *device)
 void topk_cuda_prefer_spin(int ordinal)
 {
     enum { SCHED_MASK = 7u, SCHED_BLOCKING_SYNC = 4u };
-    int device;
-    void *cuda = open_driver(ordinal, &device);
-    if (!cuda) return;
-    cu_ctx_state_fn state = (cu_ctx_state_fn)dlsym(cuda, "cuDevicePrimaryCtxGetState");
-    cu_ctx_set_flags_fn set_flags = (cu_ctx_set_flags_fn)dlsym(cuda, "cuDevicePrimaryCtxSetFlags_v2");
+    const topk_cuda_api *cu = topk_cuda();
+    CUdevice device = device_of(cu, ordinal);
     unsigned flags;
     int active;
-    if (state && set_flags && state(device, &flags, &active) == 0 &&
+    if (device >= 0 && cu->cuDevicePrimaryCtxGetState(device, &flags, &active) == 0 &&
         (!active || (flags & SCHED_MASK) == SCHED_BLOCKING_SYNC))
-        set_flags(device, (flags & ~SCHED_MASK) | CU_CTX_SCHED_AUTO);
-    dlclose(cuda);
+        cu->cuDevicePrimaryCtxSetFlags_v2(device, (flags & ~SCHED_MASK) | CU_CTX_SCHED_AUTO);
 }
 
-int topk_cuda_sm_count(int ordinal)
+int topk_cuda_attribute(int ordinal, int attribute)
 {
-    int device, count = 0;
-    void *cuda = open_driver(ordinal, &device);
-    if (!cuda) return 0;
-    cu_attribute_fn attribute = (cu_attribute_fn)dlsym(cuda, "cuDeviceGetAttribute");
-    if (!attribute || attribute(&count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device) != 0) count = 0;
-    dlclose(cuda);
-    return count;
+    const topk_cuda_api *cu = topk_cuda();
+    CUdevice device = device_of(cu, ordinal);
+    int value = 0;
+    if (device < 0 || cu->cuDeviceGetAttribute(&value, attribute, device) != 0) value = 0;
+    return value;
 }
+
+int topk_cuda_sm_count(int ordinal) { return topk_cuda_attribute(ordinal, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT); }
 
 void topk_cuda_device_name(int ordinal, char *name, int size)
 {
-    int device;
+    const topk_cuda_api *cu = topk_cuda();
+    CUdevice device = device_of(cu, ordinal);
     name[0] = 0;
-    void *cuda = open_driver(ordinal, &device);
-    if (!cuda) return;
-    cu_name_fn get_name = (cu_name_fn)dlsym(cuda, "cuDeviceGetName");
-    if (!get_name || get_name(name, size, device) != 0) name[0] = 0;
+    if (device < 0 || cu->cuDeviceGetName(name, size, device) != 0) name[0] = 0;
     name[size - 1] = 0;
-    dlclose(cuda);
 }

@@ -17,20 +17,62 @@
 #define IN_TEAM_MEMORY
 #endif
 
+/* The buffers of the calls on one stream. Calls on one stream are ordered by the stream, so they can
+ * share buffers; calls on different streams must not. */
+typedef struct topk_workspace {
+    void *stream;         /* the CUDA stream of its calls; NULL for the synchronous calls' workspace */
+    bool used;
+    void *scratch;        /* candidate lists, wide-k buffers and per-row parameters; no contents carry over */
+    size_t scratch_bytes;
+    void *tickets;        /* merge tickets: zeroed once, left zero by every call */
+    size_t ticket_bytes;
+} topk_workspace;
+
+/* Streams a context keeps workspaces for at once; one more takes the place of the oldest. */
+#define TOPK_STREAM_WORKSPACES 8
+
+/* A buffer that a call on a stream may still use (in flight, or captured in a CUDA graph): freed when
+ * the context is. */
+typedef struct topk_retired {
+    void *buffer;
+    struct topk_retired *next;
+} topk_retired;
+
 struct topk_gpu {
     int device;           /* OpenMP device number: a GPU, or the initial device under TOPK_OFFLOAD_HOST=1 */
     bool on_host;         /* TOPK_OFFLOAD_HOST=1: the kernels run through OpenMP's host fallback */
     int sm_count;         /* multiprocessors of the GPU (132 when unknown, and on the host) */
     char name[96];        /* the GPU's name ("NVIDIA H200"), "host" under TOPK_OFFLOAD_HOST=1, or "unknown" */
     pthread_mutex_t lock; /* threads sharing the context take turns */
-    void *scratch;        /* candidate lists and wide-k buffers; no contents carry over between calls */
-    size_t scratch_bytes;
-    void *tickets;        /* merge tickets: zeroed once, left zero by every call */
-    size_t ticket_bytes;
+    void *stream;         /* topk_ctx_set_stream's CUDA stream, or NULL: calls are synchronous */
+    topk_workspace sync;  /* the synchronous calls' (libomptarget's allocations) */
+    topk_workspace streams[TOPK_STREAM_WORKSPACES]; /* the streams' (the driver's allocations) */
+    int next_evicted;
+    topk_retired *retired;
+    char error[256];      /* the driver's message of the last TOPK_ERR_DEVICE_FAILURE on a stream */
 };
 
-/* Makes the workspace at least this large (keeping the tickets zero). Called with the lock held. */
-topk_status topk_gpu_reserve(topk_gpu *gpu, size_t scratch_bytes, size_t ticket_bytes);
+/* The workspace of the calls on `stream` (gpu->stream for a call that enqueues there, NULL for a
+ * synchronous call), at least this large (tickets zero). With the lock held. TOPK_ERR_DEVICE_FAILURE
+ * leaves the driver's message in gpu->error. */
+topk_status topk_gpu_workspace(topk_gpu *gpu, void *stream, size_t scratch_bytes, size_t ticket_bytes,
+                               topk_workspace **out);
+
+/* Copies bytes of host memory to device memory at `to`: in order on `stream`, or synchronously when it
+ * is NULL. With the lock held. */
+topk_status topk_gpu_upload(topk_gpu *gpu, void *stream, void *to, const void *from, size_t bytes);
+
+/* Whether gpu->stream is capturing a CUDA graph (false without a stream). */
+bool topk_gpu_capturing(topk_gpu *gpu);
+
+/* Rounds a workspace reservation up (to 1 MiB) so that slowly growing calls do not reallocate every time. */
+size_t topk_grown(size_t needed);
+
+/* streams.c: the streams' side of topk_gpu_workspace and topk_gpu_upload, and freeing what they hold. */
+topk_status topk_gpu_stream_workspace(topk_gpu *gpu, void *stream, size_t scratch_bytes, size_t ticket_bytes,
+                                      topk_workspace **out);
+topk_status topk_gpu_stream_upload(topk_gpu *gpu, void *stream, void *to, const void *from, size_t bytes);
+void topk_gpu_close_streams(topk_gpu *gpu);
 
 /* Through the CUDA driver, loaded at run time (never linked): if the device's primary context is in
  * the blocking-sync mode libomptarget imposes (or not yet active), switches it to CU_CTX_SCHED_AUTO,
@@ -43,5 +85,8 @@ void topk_cuda_device_name(int ordinal, char *name, int size);
 
 /* Multiprocessors of CUDA device `ordinal`, or 0 when the driver cannot say. */
 int topk_cuda_sm_count(int ordinal);
+
+/* A CU_DEVICE_ATTRIBUTE_* of CUDA device `ordinal`, or 0 when the driver cannot say. */
+int topk_cuda_attribute(int ordinal, int attribute);
 
 #endif

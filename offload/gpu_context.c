@@ -66,42 +66,60 @@ const char *topk_gpu_device_name(topk_gpu *gpu) { return gpu ? gpu->name : "unkn
 void topk_gpu_close(topk_gpu *gpu)
 {
     if (!gpu) return;
-    if (gpu->scratch) omp_target_free(gpu->scratch, gpu->device);
-    if (gpu->tickets) omp_target_free(gpu->tickets, gpu->device);
+    topk_gpu_close_streams(gpu);
+    if (gpu->sync.scratch) omp_target_free(gpu->sync.scratch, gpu->device);
+    if (gpu->sync.tickets) omp_target_free(gpu->sync.tickets, gpu->device);
     pthread_mutex_destroy(&gpu->lock);
     free(gpu);
 }
 
-/* Rounds a reservation up so that slowly growing calls do not reallocate every time. */
-static size_t grown(size_t needed) { return (needed + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1); }
+size_t topk_grown(size_t needed) { return (needed + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1); }
 
-topk_status topk_gpu_reserve(topk_gpu *gpu, size_t scratch_bytes, size_t ticket_bytes)
+/* The synchronous calls' workspace, through libomptarget. */
+static topk_status reserve_sync(topk_gpu *gpu, size_t scratch_bytes, size_t ticket_bytes)
+{
+    topk_workspace *w = &gpu->sync;
+    if (scratch_bytes > w->scratch_bytes) {
+        if (w->scratch) omp_target_free(w->scratch, gpu->device);
+        w->scratch_bytes = 0;
+        w->scratch = omp_target_alloc(topk_grown(scratch_bytes), gpu->device);
+        if (!w->scratch) return TOPK_ERR_OUT_OF_MEMORY;
+        w->scratch_bytes = topk_grown(scratch_bytes);
+    }
+    if (ticket_bytes > w->ticket_bytes) {
+        size_t bytes = topk_grown(ticket_bytes);
+        void *zeros = calloc(1, bytes);
+        if (!zeros) return TOPK_ERR_OUT_OF_MEMORY;
+        if (w->tickets) omp_target_free(w->tickets, gpu->device);
+        w->ticket_bytes = 0;
+        w->tickets = omp_target_alloc(bytes, gpu->device);
+        int copied = w->tickets ? omp_target_memcpy(w->tickets, zeros, bytes, 0, 0, gpu->device,
+                                                    omp_get_initial_device())
+                                : -1;
+        free(zeros);
+        if (!w->tickets) return TOPK_ERR_OUT_OF_MEMORY;
+        if (copied != 0) return TOPK_ERR_DEVICE_FAILURE;
+        w->ticket_bytes = bytes;
+    }
+    return TOPK_OK;
+}
+
+topk_status topk_gpu_workspace(topk_gpu *gpu, void *stream, size_t scratch_bytes, size_t ticket_bytes,
+                               topk_workspace **out)
 {
     /* Some workspace even for a call that needs none: the kernel offsets its bases, and NULL + 0 is
      * undefined behaviour (UBSan stops there). */
     if (scratch_bytes == 0) scratch_bytes = 1;
     if (ticket_bytes == 0) ticket_bytes = 1;
-    if (scratch_bytes > gpu->scratch_bytes) {
-        if (gpu->scratch) omp_target_free(gpu->scratch, gpu->device);
-        gpu->scratch_bytes = 0;
-        gpu->scratch = omp_target_alloc(grown(scratch_bytes), gpu->device);
-        if (!gpu->scratch) return TOPK_ERR_OUT_OF_MEMORY;
-        gpu->scratch_bytes = grown(scratch_bytes);
-    }
-    if (ticket_bytes > gpu->ticket_bytes) {
-        size_t bytes = grown(ticket_bytes);
-        void *zeros = calloc(1, bytes);
-        if (!zeros) return TOPK_ERR_OUT_OF_MEMORY;
-        if (gpu->tickets) omp_target_free(gpu->tickets, gpu->device);
-        gpu->ticket_bytes = 0;
-        gpu->tickets = omp_target_alloc(bytes, gpu->device);
-        int copied = gpu->tickets ? omp_target_memcpy(gpu->tickets, zeros, bytes, 0, 0, gpu->device,
-                                                      omp_get_initial_device())
-                                  : -1;
-        free(zeros);
-        if (!gpu->tickets) return TOPK_ERR_OUT_OF_MEMORY;
-        if (copied != 0) return TOPK_ERR_DEVICE_FAILURE;
-        gpu->ticket_bytes = bytes;
-    }
-    return TOPK_OK;
+    if (stream) return topk_gpu_stream_workspace(gpu, stream, scratch_bytes, ticket_bytes, out);
+    *out = &gpu->sync;
+    return reserve_sync(gpu, scratch_bytes, ticket_bytes);
+}
+
+topk_status topk_gpu_upload(topk_gpu *gpu, void *stream, void *to, const void *from, size_t bytes)
+{
+    if (stream) return topk_gpu_stream_upload(gpu, stream, to, from, bytes);
+    return omp_target_memcpy(to, from, bytes, 0, 0, gpu->device, omp_get_initial_device()) == 0
+               ? TOPK_OK
+               : TOPK_ERR_DEVICE_FAILURE;
 }

@@ -41,3 +41,15 @@ const char *topk_gpu_device_name(topk_gpu *gpu)
     (void)gpu;
     return "unknown";
 }
+
+topk_status topk_gpu_set_stream(topk_gpu *gpu, void *stream)
+{
+    (void)gpu;
+    return stream ? TOPK_ERR_NO_DEVICE : TOPK_OK;
+}
+
+const char *topk_gpu_last_error(const topk_gpu *gpu)
+{
+    (void)gpu;
+    return "";
+}

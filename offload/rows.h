@@ -22,7 +22,8 @@
 #include "selection.h"
 
 /* A launch site's region for each dtype: REGION(KIND) with the dtype's wave kind as a constant, so that
- * each region is one dtype's kernel (gpu_select.c, sample_fused.c). */
+ * each region is one dtype's kernel (gpu_select.c, sample_fused.c). The regions come in topk_dtype's
+ * order, which is how the stream launcher (launcher.h) tells their kernels apart: place = dtype. */
 #define BY_WAVE_KIND(dtype, REGION)                                                                      \
     switch (dtype) {                                                                                     \
     case TOPK_F32: REGION(WAVE_F32) break;                                                              \

@@ -21,9 +21,11 @@
  * to the workspace first (one host-to-device copy).
  */
 #include "gpu.h"
+#include "launcher.h"
 #include "plan.h"
 #include "rows.h"
 #include "sample.h"
+#include "sample_params.h"
 #include "sample_team.h"
 
 /* A team's shared memory: the selection's while it selects, the whole-row sampler's after. */
@@ -95,7 +97,7 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
  * rows: each row's parameters in device memory, or NULL when every row has `every`. */
 TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *input TOPK_PLAN_PARAMS,
                                  const sample_row *rows, sample_row every, uint64_t seed, uint64_t offset,
-                                 int64_t *tokens, float *probs)
+                                 const uint64_t *seeds, const uint64_t *offsets, int64_t *tokens, float *probs)
 {
     topk_plan p;
     team t;
@@ -106,7 +108,8 @@ TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *
     for (int64_t item = omp_get_team_num(); item < items; item += omp_get_num_teams())
         if (climb_item(&t, &s, &p, kind, input, item, 0, &row, &kept))
             sample_root(&t, &s, kept, m, dtype, input + row * p.row_stride * p.elem, p.vocab, row,
-                        rows ? rows[row] : every, sample_philox(seed, offset, (uint64_t)row), tokens, probs);
+                        rows ? rows[row] : every, sample_row_random(seed, offset, seeds, offsets, row), tokens,
+                        probs);
 }
 
 #pragma omp end declare target
@@ -116,41 +119,67 @@ TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *
         fused_mem shared;                                                                                \
         IN_TEAM_MEMORY                                                                                   \
         _Pragma("omp parallel num_threads(threads)")                                                     \
-        sample_top_team(&shared, KIND, dtype, input TOPK_PLAN_ARGS, rows, every, seed, offset, tokens, probs); \
+        sample_top_team(&shared, KIND, dtype, input TOPK_PLAN_ARGS, rows,                               \
+                        (sample_row){temperature, top_p, min_p, top_k}, seed, offset, seeds, offsets,    \
+                        tokens, probs);                                                                  \
     }
 
 #define ON_DEVICE_POINTERS(KIND)                                                                         \
     _Pragma("omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
-             is_device_ptr(input, tokens, probs, lists, wide, tickets, rows)")                            \
+             is_device_ptr(input, tokens, probs, lists, wide, tickets, rows, seeds, offsets)")            \
     SAMPLE_TOP_BODY(KIND)
 
 #define ON_HOST_POINTERS(KIND)                                                                           \
     _Pragma("omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
-             is_device_ptr(lists, wide, tickets, rows) map(to : input[0 : in_bytes])                      \
+             is_device_ptr(lists, wide, tickets, rows, seeds, offsets) map(to : input[0 : in_bytes])      \
              map(from : tokens[0 : batch], probs[0 : prob_count])")                                      \
     SAMPLE_TOP_BODY(KIND)
 
-/* rows: the per-row parameters in device memory, or NULL and every row's in `every`. */
-static void launch(const topk_plan *plan, const topk_gpu *gpu, const topk_sample_problem *sp, bool device_pointers,
-                   const sample_row *rows, sample_row every)
+/* The launch's scalars: the plan's fields (TOPK_PLAN_LOCALS), and the call's, all by the names the
+ * regions capture. rows: the per-row parameters in device memory, or NULL and every row's in `every`;
+ * seeds, offsets: device memory or NULL. */
+#define SAMPLE_TOP_LOCALS                                                                                \
+    int teams = (int)plan->teams, threads = (int)plan->threads, device = gpu->device, dtype = (int)sp->dtype; \
+    bool on_device = !gpu->on_host;                                                                      \
+    TOPK_PLAN_LOCALS                                                                                     \
+    const char *input = sp->input;                                                                       \
+    uint64_t seed = sp->seed, offset = sp->offset;                                                       \
+    int64_t *tokens = sp->out, top_k = every.top_k;                                                      \
+    float *probs = sp->probs, temperature = every.temperature, top_p = every.top_p, min_p = every.min_p; \
+    (void)teams, (void)device, (void)on_device;
+
+/* The regions on the caller's device memory, one per dtype in topk_dtype's order (BY_WAVE_KIND): the
+ * stream launcher finds their kernels by this function's name. */
+static void sample_top_on_device(const topk_plan *plan, const topk_gpu *gpu, const topk_sample_problem *sp,
+                                 const sample_row *rows, sample_row every, const uint64_t *seeds,
+                                 const uint64_t *offsets)
 {
-    int teams = (int)plan->teams, threads = (int)plan->threads, device = gpu->device, dtype = (int)sp->dtype;
-    bool on_device = !gpu->on_host;
-    TOPK_PLAN_LOCALS
-    const char *input = sp->input;
-    uint64_t seed = sp->seed, offset = sp->offset;
-    int64_t *tokens = sp->out;
-    float *probs = sp->probs;
-    int64_t in_bytes = ((batch - 1) * row_stride + vocab) * plan->elem, prob_count = probs ? batch : 0;
-    if (device_pointers)
-        BY_WAVE_KIND(sp->dtype, ON_DEVICE_POINTERS)
-    else
-        BY_WAVE_KIND(sp->dtype, ON_HOST_POINTERS)
+    SAMPLE_TOP_LOCALS
+    BY_WAVE_KIND(sp->dtype, ON_DEVICE_POINTERS)
 }
 
-static bool same_row(sample_row a, sample_row b)
+/* The same kernels on gpu->stream, through the stream launcher. */
+static topk_status sample_top_on_stream(const topk_plan *plan, topk_gpu *gpu, const topk_sample_problem *sp,
+                                        const sample_row *rows, sample_row every, const uint64_t *seeds,
+                                        const uint64_t *offsets)
 {
-    return a.temperature == b.temperature && a.top_k == b.top_k && a.top_p == b.top_p && a.min_p == b.min_p;
+    SAMPLE_TOP_LOCALS
+    topk_kernel_arg args[] = {TOPK_KERNEL_ARG(threads), TOPK_KERNEL_ARG(dtype), TOPK_KERNEL_ARG(input)
+                              TOPK_PLAN_KERNEL_ARGS, TOPK_KERNEL_ARG(rows), TOPK_KERNEL_ARG_F32(temperature),
+                              TOPK_KERNEL_ARG_F32(top_p), TOPK_KERNEL_ARG_F32(min_p), TOPK_KERNEL_ARG(top_k),
+                              TOPK_KERNEL_ARG(seed), TOPK_KERNEL_ARG(offset), TOPK_KERNEL_ARG(seeds),
+                              TOPK_KERNEL_ARG(offsets), TOPK_KERNEL_ARG(tokens), TOPK_KERNEL_ARG(probs)};
+    return topk_launch(gpu, "sample_top_on_device", dtype, plan->teams, plan->threads, args,
+                       (int)(sizeof args / sizeof args[0]));
+}
+
+static void sample_top_mapped(const topk_plan *plan, const topk_gpu *gpu, const topk_sample_problem *sp,
+                              const sample_row *rows, sample_row every, const uint64_t *seeds,
+                              const uint64_t *offsets)
+{
+    SAMPLE_TOP_LOCALS
+    int64_t in_bytes = ((batch - 1) * row_stride + vocab) * plan->elem, prob_count = probs ? batch : 0;
+    BY_WAVE_KIND(sp->dtype, ON_HOST_POINTERS)
 }
 
 topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int64_t k,
@@ -164,20 +193,29 @@ topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, boo
     topk_plan plan;
     topk_status s = topk_plan_make(&plan, &selection, 0, team_threads, gpu->sm_count, gpu->on_host);
     if (s != TOPK_OK) return s;
-    bool uniform = true;
-    for (int64_t r = 1; r < p->batch && uniform; r++) uniform = same_row(p->rows[r], p->rows[0]);
-    size_t row_bytes = uniform ? 0 : (size_t)p->batch * sizeof(sample_row);
+    bool uniform = sample_rows_uniform(p);
+    sample_uploads up = sample_uploads_of(p, uniform, device_pointers);
     pthread_mutex_lock(&gpu->lock);
-    s = topk_gpu_reserve(gpu, plan.list_bytes + plan.wide_bytes + row_bytes, plan.ticket_bytes);
+    void *stream = device_pointers ? gpu->stream : NULL;
+    topk_workspace *w;
+    if (stream && up.bytes && topk_gpu_capturing(gpu))
+        s = TOPK_ERR_STREAM_CAPTURING; /* parameters from host memory: a graph cannot hold them */
+    else
+        s = topk_gpu_workspace(gpu, stream, plan.list_bytes + plan.wide_bytes + up.bytes, plan.ticket_bytes, &w);
     if (s == TOPK_OK) {
-        plan.lists = gpu->scratch;
-        plan.wide = (uint64_t *)((char *)gpu->scratch + plan.list_bytes);
-        plan.tickets = gpu->tickets;
-        sample_row *rows = uniform ? NULL : (sample_row *)((char *)gpu->scratch + plan.list_bytes + plan.wide_bytes);
-        if (rows && omp_target_memcpy(rows, p->rows, row_bytes, 0, 0, gpu->device, omp_get_initial_device()) != 0)
-            s = TOPK_ERR_DEVICE_FAILURE;
+        plan.lists = w->scratch;
+        plan.wide = (uint64_t *)((char *)w->scratch + plan.list_bytes);
+        plan.tickets = w->tickets;
+        sample_device_params d;
+        s = sample_upload(gpu, stream, p, &up, (char *)w->scratch + plan.list_bytes + plan.wide_bytes, &d);
+        if (s != TOPK_OK)
+            ;
+        else if (stream)
+            s = sample_top_on_stream(&plan, gpu, p, d.rows, p->rows[0], d.seeds, d.offsets);
+        else if (device_pointers)
+            sample_top_on_device(&plan, gpu, p, d.rows, p->rows[0], d.seeds, d.offsets);
         else
-            launch(&plan, gpu, p, device_pointers, rows, p->rows[0]);
+            sample_top_mapped(&plan, gpu, p, d.rows, p->rows[0], d.seeds, d.offsets);
     }
     pthread_mutex_unlock(&gpu->lock);
     return s;

@@ -6,20 +6,20 @@ Selection: B in {1, 4, 32} x V in {32000, 50304, 128256, 151936} x k in {50, 200
 Each call allocates its outputs, as torch.topk does; libtopk's values must equal torch's bit for bit, and
 its indices must point at them (torch may break ties otherwise).
   cpu:  libtopk's cpu backend and torch.topk on --threads threads (default: all); median wall time per call.
-  cuda: libtopk's offload backend on the tensors' memory (each call waits for torch's stream and returns
-        when done) against torch.topk and FlashInfer's top_k(sorted=True): "sync" is the median of (call +
+  cuda: libtopk's offload backend on the tensors' memory (each call is enqueued on torch's current stream)
+        against torch.topk and FlashInfer's top_k(sorted=True): "sync" is the median of (call +
         torch.cuda.synchronize()) wall times, "events" the mean of back-to-back calls between CUDA events.
         FlashInfer: `import flashinfer` when that works, else bench/peers/flashinfer_shim.py (its kernels
         through ctypes) when its available() says so, else the column is skipped; the header says which ran.
 Overhead: the time of the Python call minus that of the same C call made directly through ctypes with the
-same pointers (no checks, no wait), on the smallest call (1 x 8 fp32, k = 1: the reference backend on the
-CPU, ~1 us of C work; the offload backend on CUDA), same process. Each variant is timed in rounds of many
-back-to-back calls, the rounds of all variants interleaved; the overhead is the median over rounds of the
-difference within a round. Clock: CPU time of this thread on the CPU (other processes do not count), wall
-time on CUDA (waits are real). On CUDA with the C path, its parts follow: the call with the stream wait
-made a no-op, the driver's query alone, and host work added after a direct call (which costs its own time).
-The breakdown times each part of the binding's call alone: argument checks, output allocation, and on
-CUDA the wait for torch's stream (idle, and after a queued kernel) against torch's own synchronisation.
+same pointers (no checks, no stream lookup; the context already has torch's stream, so it is enqueued too),
+on the smallest call (1 x 8 fp32, k = 1: the reference backend on the CPU, ~1 us of C work; the offload
+backend on CUDA), same process. Each variant is timed in rounds of many back-to-back calls, the rounds of
+all variants interleaved; the overhead is the median over rounds of the difference within a round. Clock:
+CPU time of this thread on the CPU (other processes do not count), wall time on CUDA. On CUDA with the C
+path, its parts follow: torch's raw stream lookup alone, and host work added after a direct call (which
+costs its own time). The breakdown times each part of the binding's call alone: argument checks, output
+allocation, and on CUDA the lookup of torch's current stream.
 The binding's path: topk._fast (C) when it is built, and then the same measurement once more with the Python
 path alone (TOPK_PY_FAST=0, in a second process), for comparison; "direct" is the same ctypes call in both.
 Usage: python3 python/bench.py [--device cpu|cuda] [--threads N] [--dtype bf16|fp16|fp32] [--min-time S]
@@ -161,18 +161,13 @@ def timed_rounds(variants, clock, sync, calls, rounds, paired=None):
 
 
 def c_path_parts(torch, topk, x, values, indices, dev, select, ctx, flags, pointers, count, rounds):
-    """Where the C path's overhead on CUDA tensors goes: the same call with the stream wait swapped for a
-    no-op, the driver's query alone and after a direct call, and the C path on CPU tensors of this host's
-    torch (its attribute reads without CUDA). Wall time, rounds interleaved as in overhead()."""
-    import ctypes
+    """Where the C path's overhead on CUDA tensors goes: torch's raw stream lookup alone, host work after a
+    direct call, and the C path on CPU tensors of this host's torch (its attribute reads without CUDA). Wall
+    time, rounds interleaved as in overhead()."""
     from topk import _cuda
     from topk._backends import context
     px, pv, pi = pointers
-    wait = _cuda.ensure()
-    driver = ctypes.CDLL("libcuda.so.1")
-    query = driver.cuStreamQuery
-    query.argtypes, query.restype = [ctypes.c_void_p], ctypes.c_int
-    raw_stream = torch._C._cuda_getCurrentRawStream
+    raw_stream = _cuda.raw_stream_function(torch)
     xc, vc, ic = x.cpu(), values.cpu(), indices.cpu()
     ref, cpx, cpv, cpi = context("reference", None), xc.data_ptr(), vc.data_ptr(), ic.data_ptr()
 
@@ -181,23 +176,12 @@ def c_path_parts(torch, topk, x, values, indices, dev, select, ctx, flags, point
         while time.perf_counter() < end:
             pass
 
-    def no_wait_call():
-        _cuda.wait = lambda device: None
-        try:
-            topk.topk(x, 1, backend="offload", out=(values, indices))
-        finally:
-            _cuda.wait = wait
-
     variants = {
         "direct ctypes topk_select": (lambda: select(ctx, px, 0, 1, 8, 8, 1, flags, pv, pi), None),
         "topk.topk(x, 1, out=...)": (lambda: topk.topk(x, 1, backend="offload", out=(values, indices)), None),
-        "  the same, the wait a Python no-op": (no_wait_call, None),
-        "direct + cuStreamQuery(raw stream), ctypes":
-            (lambda: (select(ctx, px, 0, 1, 8, 8, 1, flags, pv, pi), query(raw_stream(dev))), None),
         "direct + 1 us of busy CPU":
             (lambda: (select(ctx, px, 0, 1, 8, 8, 1, flags, pv, pi), spin_1us()), None),
-        "cuStreamQuery(raw stream) alone, ctypes": (lambda: query(raw_stream(dev)), None),
-        "binding's wait alone": (lambda: wait(dev), None),
+        "torch's raw stream alone": (lambda: raw_stream(dev), None),
         "CPU tensors: direct ctypes, reference backend":
             (lambda: select(ref, cpx, 0, 1, 8, 8, 1, 0, cpv, cpi), None),
         "CPU tensors: topk.topk(x, 1, out=...), reference":
@@ -209,7 +193,8 @@ def c_path_parts(torch, topk, x, values, indices, dev, select, ctx, flags, point
         print(f"  {name:56} {us:8.2f} us")
     side = torch.cuda.Stream(dev)  # torch's current stream a created one, not the legacy default stream
     with torch.cuda.stream(side):
-        names = ("direct ctypes topk_select", "topk.topk(x, 1, out=...)", "cuStreamQuery(raw stream) alone, ctypes")
+        topk.topk(x, 1, backend="offload", out=(values, indices))  # the context's stream is now this one
+        names = ("direct ctypes topk_select", "topk.topk(x, 1, out=...)", "torch's raw stream alone")
         side_variants = {name: variants[name] for name in names}
         times = timed_rounds(side_variants, time.perf_counter, torch.cuda.synchronize, count, rounds)
     print(f"the same with torch's current stream a created one (handle {side.cuda_stream:#x}):")
@@ -227,6 +212,7 @@ def overhead(args, torch, topk):
     values, indices = torch.empty(1, 1, device=args.device), torch.empty(1, 1, dtype=torch.int64, device=args.device)
     dev = x.get_device() if cuda else None
     ctx, select = context(backend, dev), C["topk_select"]
+    topk.topk(x, 1, backend=backend)  # on CUDA: torch's current stream set on the context, for the direct call too
     flags = TOPK_DEVICE_POINTERS if cuda else 0
     px, pv, pi = x.data_ptr(), values.data_ptr(), indices.data_ptr()
     kind = _arrays.kind_of(x)[0]
@@ -254,20 +240,9 @@ def overhead(args, torch, topk):
                                                 torch.empty((1, 1), dtype=i64, device=x.device)), None),
     }
     if cuda:
-        wait = _cuda.ensure()
-        y = torch.zeros(256, device=args.device)
-        parts.update({
-            "stream wait, idle: binding's": (lambda: wait(dev), None),
-            "stream wait, idle: torch current_stream().synchronize()":
-                (lambda: torch.cuda.current_stream(dev).synchronize(), None),
-            "queued kernel + binding's wait": (lambda: (y.add_(1), wait(dev)), None),
-            "queued kernel + torch current_stream().synchronize()":
-                (lambda: (y.add_(1), torch.cuda.current_stream(dev).synchronize()), None),
-            "queued kernel + torch.cuda.synchronize()": (lambda: (y.add_(1), torch.cuda.synchronize()), None),
-        })
-        raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-        if raw_stream is not None:
-            parts["  torch._C._cuda_getCurrentRawStream"] = (lambda: raw_stream(dev), None)
+        raw_stream = _cuda.raw_stream_function(torch)
+        parts["torch's current stream (raw_stream)"] = (lambda: raw_stream(dev), None)
+        parts["the same + set_stream check (streams.get)"] = (lambda: _cuda.streams.get(ctx) != raw_stream(dev), None)
     if cuda:
         clock, sync, what = time.perf_counter, torch.cuda.synchronize, "wall time"
         count, rounds = 400, 25
@@ -283,11 +258,11 @@ def overhead(args, torch, topk):
                                  "allocating": ("topk.topk(x, 1)", direct_name)})
     # the breakdown is the Python path's parts: printed by the run without topk._fast
     part_times = timed_rounds(parts, clock, sync, count * 5, rounds) if select_module._fast_topk is None else None
-    how = _cuda.ensure().how if cuda else "none (host data)"
+    how = "enqueued on torch's current stream" if cuda else "none (host data)"
     path = ("C (topk._fast)" if select_module._fast_topk is not None else
             "Python (ctypes; TOPK_PY_FAST=0 or no topk._fast)")
     print(f"\nbinding overhead, {path} path, 1 x 8 fp32, k = 1, {backend} backend, {args.device} tensors ({what}, "
-          f"median of {rounds} rounds of {count} calls); stream wait: {how}")
+          f"median of {rounds} rounds of {count} calls); stream: {how}")
     with_out, allocating = times.pop("with out="), times.pop("allocating")
     for name, us in times.items():
         print(f"  {name:56} {us:8.2f} us")
@@ -303,7 +278,7 @@ def overhead(args, torch, topk):
         print(f"  {name:56} {us:8.2f} us")
     known = part_times["argument checks (rows2d, context)"] + part_times["out= checks (out_pointers)"]
     if cuda:
-        known += part_times["stream wait, idle: binding's"]
+        known += part_times["the same + set_stream check (streams.get)"]
     print(f"  rest of the out= overhead (call, tuple, flags, Python frames): {with_out - known:.2f} us")
     return times, part_times
 

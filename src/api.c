@@ -37,9 +37,9 @@ const char *topk_strerror(topk_status status)
         [TOPK_ERR_OUT_OF_MEMORY] = "out of memory allocating a workspace",
         [TOPK_ERR_DEVICE_FAILURE] = "the GPU runtime reported a failure",
         [TOPK_ERR_BAD_SAMPLING] = "a sampling parameter is out of range (temperature, top_k, top_p or min_p)",
-        [TOPK_ERR_STREAM_CAPTURING] = "the CUDA stream is capturing a CUDA graph, and libtopk's GPU calls are "
-                                      "synchronous on a stream of their own, so they cannot be captured: call "
-                                      "outside the capture",
+        [TOPK_ERR_STREAM_CAPTURING] = "the CUDA stream is capturing a CUDA graph and this call cannot be captured: "
+                                      "set the stream on the context (topk_ctx_set_stream) and pass per-row "
+                                      "sampling parameters as one value for the call",
     };
     if ((unsigned)status >= TOPK_STATUS_COUNT) return "unknown status";
     return messages[status];
@@ -288,6 +288,18 @@ topk_status topk_select(topk_ctx *ctx, const void *input, topk_dtype dtype, int6
         ctx->profiled = true;
     }
     return s;
+}
+
+topk_status topk_ctx_set_stream(topk_ctx *ctx, void *stream)
+{
+    if (!ctx) return TOPK_ERR_NULL_POINTER;
+    if (ctx->backend != TOPK_BACKEND_OFFLOAD) return stream ? TOPK_ERR_NO_DEVICE : TOPK_OK;
+    return topk_gpu_set_stream(ctx->gpu, stream);
+}
+
+const char *topk_ctx_last_error(const topk_ctx *ctx)
+{
+    return ctx && ctx->backend == TOPK_BACKEND_OFFLOAD ? topk_gpu_last_error(ctx->gpu) : "";
 }
 
 const char *topk_ctx_tuning_device(const topk_ctx *ctx) { return ctx ? ctx->tuning_device : ""; }

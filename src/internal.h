@@ -62,6 +62,11 @@ void topk_gpu_close(topk_gpu *gpu);
 /* teams_per_row, team_threads: the call's knobs (TOPK_PARAM_*), 0 for the planner's choice. */
 topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_pointers, int64_t teams_per_row,
                             int team_threads);
+/* Calls on device pointers enqueue on this CUDA stream from now on (NULL: synchronous calls again).
+ * TOPK_ERR_NO_DEVICE without a GPU; TOPK_ERR_DEVICE_FAILURE when the device image cannot be loaded. */
+topk_status topk_gpu_set_stream(topk_gpu *gpu, void *stream);
+/* The driver's message for the last TOPK_ERR_DEVICE_FAILURE of a call on a stream, or "". */
+const char *topk_gpu_last_error(const topk_gpu *gpu);
 /* The GPU's name for tuning tables ("NVIDIA H200"; tuning.c turns anything but letters, digits, '.'
  * and '_' into '-'), or "unknown". Never NULL. */
 const char *topk_gpu_device_name(topk_gpu *gpu);

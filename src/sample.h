@@ -28,6 +28,7 @@ typedef struct topk_sample_problem {
     uint64_t seed, offset;
     void *out;
     float *probs;
+    const uint64_t *seeds, *offsets; /* per row or NULL; device memory when the call has device pointers */
 } topk_sample_problem;
 
 /* Row r's first input element. */
@@ -47,6 +48,17 @@ static inline int64_t sample_longest_list(const topk_sample_problem *p, int64_t 
             longest = n > longest ? n : longest;
         }
     return longest;
+}
+
+/* Whether every row of the call has the same parameters (then a GPU call passes them as scalars). */
+static inline bool sample_rows_uniform(const topk_sample_problem *p)
+{
+    const sample_row *rows = p->rows;
+    for (int64_t r = 1; r < p->batch; r++)
+        if (rows[r].temperature != rows[0].temperature || rows[r].top_k != rows[0].top_k ||
+            rows[r].top_p != rows[0].top_p || rows[r].min_p != rows[0].min_p)
+            return false;
+    return true;
 }
 
 /* The cpu backend (sample_cpu.c): threads <= 0 means OpenMP's default; chunk goes to topk_cpu_select. */

@@ -105,8 +105,8 @@ topk_status topk_sample(topk_ctx *ctx, const void *logits, topk_dtype dtype, int
         free(rows);
         return s;
     }
-    topk_sample_problem p = {SAMPLE_OP_SAMPLE, logits, dtype, batch, vocab, row_stride, NULL,
-                             params->seed, params->offset, tokens_out, probs_out};
+    topk_sample_problem p = {SAMPLE_OP_SAMPLE, logits, dtype, batch, vocab, row_stride, NULL, params->seed,
+                             params->offset, tokens_out, probs_out, params->seeds, params->offsets};
     return run(ctx, &p, flags, rows);
 }
 
@@ -125,7 +125,8 @@ topk_status topk_softmax(topk_ctx *ctx, const void *logits, topk_dtype dtype, in
             return TOPK_ERR_BAD_SAMPLING;
         }
     }
-    topk_sample_problem p = {SAMPLE_OP_SOFTMAX, logits, dtype, batch, vocab, row_stride, NULL, 0, 0, probs_out, NULL};
+    topk_sample_problem p = {SAMPLE_OP_SOFTMAX, logits, dtype, batch, vocab, row_stride, NULL, 0, 0, probs_out, NULL,
+                             NULL, NULL};
     return run(ctx, &p, flags, rows);
 }
 
@@ -148,7 +149,7 @@ static topk_status run_filter(topk_ctx *ctx, sample_op op, const void *input, to
             return TOPK_ERR_BAD_SAMPLING;
         }
     }
-    topk_sample_problem p = {op, input, dtype, batch, vocab, row_stride, NULL, 0, 0, out, NULL};
+    topk_sample_problem p = {op, input, dtype, batch, vocab, row_stride, NULL, 0, 0, out, NULL, NULL, NULL};
     return run(ctx, &p, flags, rows);
 }
 

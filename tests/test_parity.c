@@ -9,7 +9,7 @@
  * Every case's shape, flags and knobs come from its position in the grid, so a failure names one case that
  * can be rerun alone. By default a third of the grid and half of the long rows run (a few seconds through
  * OpenMP's host fallback: ctest's parity_offload_host, TOPK_OFFLOAD_HOST=1); TOPK_PARITY_FULL=1 runs all
- * 977 cases, as ci/gpu-check does on the GPU.
+ * 979 cases, as ci/gpu-check does on the GPU.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -202,6 +202,9 @@ static const parity_case long_rows[] = {
     {33, 32000, 40, 0, TOPK_F16, RAW_BITS, TOPK_DEVICE_POINTERS, 0, 0},
     {2, 70000, 70000, 0, TOPK_F32, NORMAL, TOPK_DEVICE_POINTERS, 0, 0},
     {1, 16777216, 2048, 0, TOPK_F32, NORMAL, TOPK_DEVICE_POINTERS, 0, 0},
+    /* several rows' merge trees at k = 2048 (test_stream saw a wrong synchronous row here, run 34) */
+    {2, 151936, 2048, 0, TOPK_F32, NORMAL, TOPK_SMALLEST | TOPK_DEVICE_POINTERS, 0, 0},
+    {2, 151936, 2048, 0, TOPK_F32, SPECIALS, TOPK_SMALLEST | TOPK_DEVICE_POINTERS, 0, 0},
 };
 enum { LONG_ROWS = sizeof long_rows / sizeof long_rows[0] };
 static parity_case long_rows_run[LONG_ROWS];

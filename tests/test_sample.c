@@ -293,6 +293,60 @@ Test(sample_team_limit, offload)
     topk_ctx_free(gpu);
 }
 
+/* Per-row seeds (topk_sampling.seeds, .offsets): a request's draw depends on its logits, its parameters
+ * and its own (seed, offset) alone. At row 173 of a batch of 256 among other requests, or alone in a
+ * batch of 1 (with its parameters per row or as the call's scalars), it draws the same token with the
+ * same probability; and offload equals cpu on the whole batch. Vocabularies: one team a row, and (50304)
+ * the fused sampler's several teams a row on the offload backend. */
+static void batch_invariance(topk_backend backend)
+{
+    topk_ctx *ctx = open_backend_or_skip(backend), *cpu = open_backend_or_skip(TOPK_BACKEND_CPU);
+    enum { B = 256 };
+    const int64_t vocabs[] = {4096, 50304}, probe_rows[] = {0, 1, 173, 255};
+    for (int v = 0; v < 2; v++)
+        for (int d = 0; d < 3; d++) {
+            int64_t vocab = vocabs[v], elem = dtype_bytes(all_dtypes[d]);
+            char *m = random_matrix(all_dtypes[d], B, vocab, vocab, 500 + v * 3 + d);
+            rng r = {900 + v * 3 + d};
+            per_row pr = per_row_params(B, vocab, &r);
+            uint64_t seeds[B], offsets[B];
+            for (int i = 0; i < B; i++) seeds[i] = rng_next(&r), offsets[i] = rng_below(&r, 1000);
+            topk_sampling s = topk_sampling_default();
+            s.temperatures = pr.t, s.top_ps = pr.p, s.min_ps = pr.m, s.top_ks = pr.k, s.seeds = seeds, s.offsets = offsets;
+            int64_t tokens[B];
+            float probs[B];
+            sample_or_fail(ctx, m, all_dtypes[d], B, vocab, vocab, &s, tokens, probs);
+            if (backend != TOPK_BACKEND_CPU) expect_cpu_draws(ctx, cpu, m, all_dtypes[d], B, vocab, &s, "per-row seeds");
+            for (int i = 0; i < 4; i++) {
+                int64_t row = probe_rows[i], token;
+                float prob;
+                topk_sampling alone = s; /* its parameters as arrays of one ... */
+                alone.temperatures = pr.t + row, alone.top_ps = pr.p + row, alone.min_ps = pr.m + row;
+                alone.top_ks = pr.k + row, alone.seeds = seeds + row, alone.offsets = offsets + row;
+                sample_or_fail(ctx, m + row * vocab * elem, all_dtypes[d], 1, vocab, vocab, &alone, &token, &prob);
+                cr_assert(token == tokens[row] && !memcmp(&prob, &probs[row], 4),
+                          "%s %s V=%lld row %lld: alone it drew %lld (p %a), in the batch %lld (p %a)",
+                          backend_label(backend), dtype_name(all_dtypes[d]), (long long)vocab, (long long)row,
+                          (long long)token, prob, (long long)tokens[row], probs[row]);
+                topk_sampling scalars = topk_sampling_default(); /* ... and as the call's scalars */
+                scalars.temperature = pr.t[row], scalars.top_p = pr.p[row], scalars.min_p = pr.m[row];
+                scalars.top_k = pr.k[row], scalars.seeds = seeds + row, scalars.offset = offsets[row];
+                sample_or_fail(ctx, m + row * vocab * elem, all_dtypes[d], 1, vocab, vocab, &scalars, &token, &prob);
+                cr_assert(token == tokens[row] && !memcmp(&prob, &probs[row], 4),
+                          "%s %s V=%lld row %lld with scalar parameters: drew %lld, in the batch %lld",
+                          backend_label(backend), dtype_name(all_dtypes[d]), (long long)vocab, (long long)row,
+                          (long long)token, (long long)tokens[row]);
+            }
+            per_row_free(&pr);
+            free(m);
+        }
+    topk_ctx_free(cpu);
+    topk_ctx_free(ctx);
+}
+
+Test(sample_batch_invariance, cpu) { batch_invariance(TOPK_BACKEND_CPU); }
+Test(sample_batch_invariance, offload) { batch_invariance(TOPK_BACKEND_OFFLOAD); }
+
 /* Same seed and offset, any thread count: the same bits. Different offsets: different draws. */
 Test(sample_parity, threads_and_offsets)
 {

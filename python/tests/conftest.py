@@ -14,12 +14,12 @@ os.environ.pop("AIKF_TOPK_IMPL", None)
 if importlib.util.find_spec("topk") is None:  # not installed and not on PYTHONPATH: the package beside tests/
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import topk  # noqa: E402  (after the environment is cleared)
-
 try:
-    import torch
+    import torch  # before topk, which then registers its torch.compile ops (topk._torch_ops)
 except ImportError:
     torch = None
+
+import topk  # noqa: E402  (after the environment is cleared)
 
 CUDA = torch is not None and torch.cuda.is_available()
 

@@ -1,7 +1,8 @@
 """topk._fast (python/topk/_fast.c), topk.topk's common call in C: bit for bit the Python path's results on
 every shape, dtype, layout and out= it serves; None (the Python path) for anything else, so that every error
-is the Python path's, type and message; and its wait for torch's stream on CUDA data, step for step
-topk._cuda's, checked here with a fake driver and a fake libtopk, without a GPU."""
+is the Python path's, type and message; and its steps on CUDA data (torch's current stream set on the
+context when it changed, then the call, under topk._cuda's lock), step for step topk._cuda.call's, checked
+here with fake streams and a fake libtopk, without a GPU."""
 import ctypes
 import os
 
@@ -11,7 +12,7 @@ from conftest import CUDA, assert_same_bits, logits, torch
 
 import topk
 from topk import _backends, _cuda, select
-from topk._library import C, TOPK_DEVICE_POINTERS, raise_for
+from topk._library import C, STATUSES, TOPK_DEVICE_POINTERS, raise_for
 
 FAST = select._fast_topk
 needs_fast = pytest.mark.skipif(FAST is None, reason="topk._fast is not built here, or TOPK_PY_FAST=0")
@@ -235,10 +236,10 @@ def test_library_statuses_raise_as_in_python(monkeypatch):
     """A non-zero status of topk_select raises raise_for's exception (here: a fake library that answers
     BAD_STRIDE), with the message and status of the Python path."""
     status = 4
-    fake = ctypes.CFUNCTYPE(ctypes.c_int, *([ctypes.c_void_p] * 10))(lambda *args: status)
+    fake = SELECT_FN(lambda *args: status)
     x = X.copy()
     topk.topk(x, 2, backend="reference")
-    with fast_library(fake):
+    with fast_library(select=fake):
         with pytest.raises(topk.TopkArgumentError) as ours:
             topk.topk(x, 2, backend="reference")
     with pytest.raises(topk.TopkArgumentError) as theirs:
@@ -246,34 +247,40 @@ def test_library_statuses_raise_as_in_python(monkeypatch):
     assert str(ours.value) == str(theirs.value) and ours.value.status_name == "BAD_STRIDE"
 
 
-class fast_library:
-    """topk._fast initialised with another topk_select (a ctypes callback) for the duration."""
+SELECT_FN = ctypes.CFUNCTYPE(ctypes.c_int, *([ctypes.c_void_p] * 10))
+SET_STREAM_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+LAST_ERROR_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)  # the address of the message
 
-    def __init__(self, function):
-        self.function = function
+
+def address(function):
+    return ctypes.cast(function, ctypes.c_void_p).value
+
+
+class fast_library:
+    """topk._fast initialised with other libtopk functions (ctypes callbacks) for the duration."""
+
+    def __init__(self, select=None, set_stream=None, last_error=None):
+        self.functions = select, set_stream, last_error
 
     def __enter__(self):
-        self.module().init(ctypes.cast(self.function, ctypes.c_void_p).value, *self.rest())
+        real = (C["topk_select"], C["topk_ctx_set_stream"], C["topk_ctx_last_error"])
+        self.init(*(address(f if f is not None else r) for f, r in zip(self.functions, real)))
 
     def __exit__(self, *_):
-        self.module().init(ctypes.cast(C["topk_select"], ctypes.c_void_p).value, *self.rest())
+        self.init(address(C["topk_select"]), address(C["topk_ctx_set_stream"]), address(C["topk_ctx_last_error"]))
 
     @staticmethod
-    def module():
+    def init(*addresses):
         import sys
-        return sys.modules["topk._fast"]
-
-    @staticmethod
-    def rest():
         from topk._arrays import fast_kind
-        return select.TopK, _backends._contexts, raise_for, fast_kind, _cuda, select._python_topk
+        sys.modules["topk._fast"].init(*addresses, select.TopK, _backends._contexts, raise_for, fast_kind, _cuda,
+                                       select._python_topk)
 
 
-# ---- The stream wait in C, with a fake driver: a tensor type that says it is on CUDA device 0 -----------
-SUCCESS, NOT_READY = _cuda.CUDA_SUCCESS, _cuda.CUDA_ERROR_NOT_READY
+# ---- CUDA data in C, with fakes: a tensor type that says it is on CUDA device 0, fake streams, fake libtopk ----
 LOG = []
-STREAM_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
-CAPTURE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int))
+NO_DEVICE, BAD_MEMORY, DEVICE_FAILURE = (STATUSES.index(name) for name in ("NO_DEVICE", "BAD_MEMORY",
+                                                                           "DEVICE_FAILURE"))
 
 if torch is not None:
     class FakeCuda(torch.Tensor):
@@ -292,63 +299,47 @@ def fake_empty_pair(shape, strides, dtype, cuda):
     return values, indices, values.data_ptr(), indices.data_ptr()
 
 
-class FakeDriver:
-    """The parts of a driver wait (topk._cuda.driver_waiter's c_parts) as logging fakes; query and synchronize
-    are C functions (ctypes callbacks), as libcuda's are."""
+class FakeLibrary:
+    """torch's raw stream (`handle`) and libtopk's topk_ctx_set_stream, topk_select and topk_ctx_last_error as
+    logging fakes, the last three as C functions (ctypes callbacks) as libtopk's are, answering the statuses
+    and the message given. Each logs whether topk._cuda's lock is held."""
 
-    def __init__(self, stream=0x7f00, current=0, answers=(), sync_answer=SUCCESS, one_device=False, capture=0):
-        self.stream, self.current, self.answers, self.sync_answer = stream, current, list(answers), sync_answer
-        self.one_device, self.capture = one_device, capture
-        self.query = STREAM_FN(self._query)
-        self.synchronize = STREAM_FN(self._synchronize)
-        self.capturing = CAPTURE_FN(self._capturing)
+    def __init__(self, handle=0x7f00, set_status=0, select_status=0, message=b""):
+        self.handle, self.set_status, self.select_status = handle, set_status, select_status
+        self.message = ctypes.create_string_buffer(message)
+        self.set_stream = SET_STREAM_FN(self._set_stream)
+        self.select = SELECT_FN(self._select)
+        self.last_error = LAST_ERROR_FN(self._last_error)
 
-    def _capturing(self, stream, status):
-        LOG.append(("capturing", stream or 0))
-        status[0] = self.capture
-        return SUCCESS
+    def raw_stream(self, device):
+        LOG.append(("raw_stream", device))
+        if isinstance(self.handle, Exception):
+            raise self.handle
+        return self.handle
 
-    def _query(self, stream):
-        LOG.append(("query", stream or 0))
-        return self.answers.pop(0) if self.answers else SUCCESS
+    def _set_stream(self, ctx, stream):
+        LOG.append(("set_stream", ctx, stream or 0, _cuda.lock.locked()))
+        return self.set_status
 
-    def _synchronize(self, stream):
-        LOG.append(("synchronize", stream or 0))
-        return self.sync_answer
+    def _select(self, ctx, x, dtype, batch, vocab, stride, k, flags, values, indices):
+        LOG.append(("topk_select", (flags or 0) & TOPK_DEVICE_POINTERS, _cuda.lock.locked()))
+        return self.select_status
 
-    def wait(self):
-        def python_wait(device):
-            LOG.append(("python wait", device))
-            if self.capture:
-                _cuda.refuse_capture()
+    def _last_error(self, ctx):
+        LOG.append(("last_error", _cuda.lock.locked()))
+        return ctypes.addressof(self.message)
 
-        def raw_stream(device):
-            LOG.append(("raw_stream", device))
-            return self.stream
-
-        def current_device():
-            LOG.append(("current_device",))
-            return self.current
-
-        python_wait.c_parts = (raw_stream, current_device, ctypes.cast(self.query, ctypes.c_void_p).value,
-                               ctypes.cast(self.synchronize, ctypes.c_void_p).value,
-                               ctypes.cast(self.capturing, ctypes.c_void_p).value,
-                               lambda device: LOG.append(("fallback", device)), self.one_device)
-        return python_wait
-
-
-def fake_select(ctx, x, dtype, batch, vocab, stride, k, flags, values, indices):
-    LOG.append(("topk_select", flags & TOPK_DEVICE_POINTERS))
-    return 0
-
-
-FAKE_SELECT = ctypes.CFUNCTYPE(ctypes.c_int, *([ctypes.c_void_p] * 10))(fake_select)
+    def python_last_error(self, ctx):  # topk._cuda.last_error's: ctypes gives the message as bytes
+        LOG.append(("last_error", _cuda.lock.locked()))
+        return self.message.value
 
 
 @pytest.fixture
 def fake_cuda(monkeypatch):
-    """Calls on FakeCuda tensors reach the C path (kind registered with the fake allocator, a context for the
-    backend "fake" on device 0) and run the fake libtopk; returns a function that runs one call."""
+    """A function run(library, path) that makes one call topk(x, 5) on a FakeCuda tensor (context 1 of the
+    backend "fake" on device 0) with the fakes of `library`, through the C path (path "C": topk._fast.topk,
+    which must serve it), topk.topk ("entry") or the Python path ("Python"), and returns ("result", log),
+    ("not served", log) or ("error", (type, message), log). topk._cuda.streams starts empty; the paths share it."""
     if torch is None:
         pytest.skip("torch is not installed")
     for _ in range(2):  # torch.Tensor's kind is known to the C path before the allocator is replaced
@@ -360,77 +351,130 @@ def fake_cuda(monkeypatch):
     monkeypatch.setattr(kind, "empty_cuda", None)
     select._by_type.setdefault(FakeCuda, kind)
     monkeypatch.setitem(_backends._contexts, ("fake", 0), 1)
+    saved = dict(_cuda.streams)
+    _cuda.streams.clear()
     x = torch.from_numpy(logits(2, 100)).as_subclass(FakeCuda)
 
-    def call(driver):
-        monkeypatch.setattr(_cuda, "wait", driver.wait())
+    def run(library, path):
+        monkeypatch.setattr(_cuda, "raw_stream", library.raw_stream)
+        monkeypatch.setattr(_cuda, "set_stream", library.set_stream)
+        monkeypatch.setattr(_cuda, "last_error", library.python_last_error)
+        monkeypatch.setattr(select, "_select", library.select)
         LOG.clear()
-        with fast_library(FAKE_SELECT):
-            result = topk.topk(x, 5, backend="fake")
-        assert result is not None and result.values.shape == (2, 5)
-        return list(LOG)
-    return call
+        calls = {"C": lambda: FAST(x, 5, -1, True, "fake", None), "entry": lambda: topk.topk(x, 5, backend="fake"),
+                 "Python": lambda: select._python_topk(x, 5, backend="fake")}
+        with fast_library(library.select, library.set_stream, library.last_error):
+            what, result = outcome(calls[path])
+        assert not _cuda.lock.locked()
+        if what == "error":
+            return what, result, list(LOG)
+        if result is None:
+            return "not served", list(LOG)
+        assert result.values.shape == (2, 5)
+        return what, list(LOG)
+    yield run
+    _cuda.streams.clear()
+    live = set(_backends._contexts.values())  # not those that a reset() freed
+    _cuda.streams.update({ctx: stream for ctx, stream in saved.items() if ctx in live})
+
+
+def both_paths(run, library):
+    """run() through the C path, then through the Python path from the same memo of streams: both outcomes."""
+    memo = dict(_cuda.streams)
+    ours = run(library, "C")
+    _cuda.streams.clear()
+    _cuda.streams.update(memo)
+    theirs = run(library, "Python")
+    return ours, theirs
+
+
+SET_AND_CALL = [("allocate", 0), ("raw_stream", 0), ("set_stream", 1, 0x7f00, True),
+                ("topk_select", TOPK_DEVICE_POINTERS, True)]
+CALL_ONLY = [("allocate", 0), ("raw_stream", 0), ("topk_select", TOPK_DEVICE_POINTERS, True)]
 
 
 @needs_fast
-def test_idle_stream_is_only_queried(fake_cuda):
-    assert fake_cuda(FakeDriver()) == [("allocate", 0), ("raw_stream", 0), ("capturing", 0x7f00), ("query", 0x7f00),
-                                        ("topk_select", TOPK_DEVICE_POINTERS)]
+def test_the_stream_is_set_once_then_the_call_is_one_c_call(fake_cuda):
+    library = FakeLibrary()
+    for path in ("C", "Python"):
+        _cuda.streams.clear()
+        assert fake_cuda(library, path) == ("result", SET_AND_CALL)
+        assert fake_cuda(library, path) == ("result", CALL_ONLY)
+        assert _cuda.streams == {1: 0x7f00}
 
 
 @needs_fast
-@pytest.mark.parametrize("status", [1, 2])  # capturing, invalidated
-def test_capturing_stream_raises_as_in_python(fake_cuda, status):
-    """No query (it would break the capture) and no call: the Python wait raises STREAM_CAPTURING."""
-    with pytest.raises(topk.TopkError) as error:
-        fake_cuda(FakeDriver(capture=status))
-    assert error.value.status_name == "STREAM_CAPTURING"
-    assert LOG == [("allocate", 0), ("raw_stream", 0), ("capturing", 0x7f00), ("python wait", 0)]
+def test_the_paths_share_what_was_set(fake_cuda):
+    library = FakeLibrary()
+    assert fake_cuda(library, "Python") == ("result", SET_AND_CALL)
+    assert fake_cuda(library, "C") == ("result", CALL_ONLY)
+    library.handle = 0x8000
+    assert fake_cuda(library, "C")[1][2] == ("set_stream", 1, 0x8000, True)
+    assert fake_cuda(library, "Python") == ("result", CALL_ONLY)
 
 
 @needs_fast
-def test_busy_stream_is_synchronised(fake_cuda):
-    assert fake_cuda(FakeDriver(answers=[NOT_READY])) == [("allocate", 0), ("raw_stream", 0), ("capturing", 0x7f00),
-                                                          ("query", 0x7f00),
-                                                          ("synchronize", 0x7f00),
-                                                          ("topk_select", TOPK_DEVICE_POINTERS)]
+@pytest.mark.parametrize("handles,expected", [
+    ([0, 0], [1, None]),  # torch's default stream is CU_STREAM_LEGACY
+    ([0x7f00, 0x8000, 0x8000, 0x7f00], [0x7f00, 0x8000, None, 0x7f00]),
+    ([2, 0, 2], [2, 1, 2]),  # CU_STREAM_PER_THREAD as it is
+])
+def test_streams_set_as_in_python(fake_cuda, handles, expected):
+    """The stream each call sets (None: none), the C path's the Python path's."""
+    for path in ("C", "Python"):
+        _cuda.streams.clear()
+        library, sets = FakeLibrary(), []
+        for handle in handles:
+            library.handle = handle
+            what, log = fake_cuda(library, path)
+            sets.append(next((entry[2] for entry in log if entry[0] == "set_stream"), None))
+            assert what == "result" and log[-1] == ("topk_select", TOPK_DEVICE_POINTERS, True)
+        assert sets == expected, path
 
 
 @needs_fast
-@pytest.mark.parametrize("answers,sync_answer", [([700], SUCCESS), ([3], SUCCESS), ([NOT_READY], 700)])
-def test_driver_errors_fall_back_to_torch(fake_cuda, answers, sync_answer):
-    log = fake_cuda(FakeDriver(answers=answers, sync_answer=sync_answer))
-    assert log[-2:] == [("fallback", 0), ("topk_select", TOPK_DEVICE_POINTERS)]
+@pytest.mark.parametrize("set_status,select_status,message", [
+    (0, DEVICE_FAILURE, b"cuLaunchKernel: CUDA_ERROR_INVALID_HANDLE (invalid resource handle)"),
+    (0, DEVICE_FAILURE, b""),
+    (DEVICE_FAILURE, 0, b"cuModuleLoadData: CUDA_ERROR_NO_BINARY_FOR_GPU (no kernel image is available)"),
+    (NO_DEVICE, BAD_MEMORY, b""),  # a host backend's context: the call says what is wrong
+    (0, 3, b"not read"),  # BAD_K: no driver message
+])
+def test_failures_raise_as_in_python(fake_cuda, set_status, select_status, message):
+    ours, theirs = both_paths(fake_cuda, FakeLibrary(set_status=set_status, select_status=select_status,
+                                                     message=message))
+    assert ours == theirs and ours[0] == "error"
+    text = ours[1][1]
+    status = set_status if set_status not in (0, NO_DEVICE) else select_status
+    assert text.startswith(f"libtopk: {C['topk_strerror'](status).decode()}")
+    assert (("last_error", True) in ours[2]) == (status == DEVICE_FAILURE)  # read under the lock, that status only
+    if status == DEVICE_FAILURE and message:
+        assert text == f"libtopk: {C['topk_strerror'](status).decode()}: {message.decode()}"
+    else:
+        assert text == str(outcome(lambda: raise_for(status))[1][1])
+    assert (("topk_select", TOPK_DEVICE_POINTERS, True) in ours[2]) == (set_status in (0, NO_DEVICE))
+    assert _cuda.streams == ({1: 0x7f00} if set_status == 0 else {})  # only a stream that was set
 
 
 @needs_fast
-@pytest.mark.parametrize("handle", [0, 1, 2])
-def test_default_stream_needs_the_tensors_device_current(fake_cuda, handle):
-    same = fake_cuda(FakeDriver(stream=handle, current=0))
-    assert [entry[0] for entry in same] == ["allocate", "raw_stream", "current_device", "capturing", "query",
-                                            "topk_select"]
-    other = fake_cuda(FakeDriver(stream=handle, current=1))
-    assert [entry[0] for entry in other] == ["allocate", "raw_stream", "current_device", "fallback", "topk_select"]
+def test_raw_stream_errors_raise_as_in_python(fake_cuda):
+    ours, theirs = both_paths(fake_cuda, FakeLibrary(handle=RuntimeError("no CUDA context")))
+    assert ours == theirs == ("error", (RuntimeError, "no CUDA context"), [("allocate", 0), ("raw_stream", 0)])
 
 
 @needs_fast
-@pytest.mark.parametrize("handle", [0, 1, 2])
-def test_one_device_needs_no_current_device_check(fake_cuda, handle):
-    log = fake_cuda(FakeDriver(stream=handle, current=0, one_device=True))
-    assert [entry[0] for entry in log] == ["allocate", "raw_stream", "capturing", "query", "topk_select"]
+def test_a_handle_that_is_not_an_int_is_the_python_paths(fake_cuda):
+    """The C path leaves it to Python before it calls the library; Python hands it to ctypes, which refuses it."""
+    library = FakeLibrary(handle=1.5)
+    assert fake_cuda(library, "C") == ("not served", [("allocate", 0), ("raw_stream", 0)])
+    ours, theirs = fake_cuda(library, "entry"), fake_cuda(library, "Python")
+    assert ours[:2] == theirs[:2] and ours[0] == "error" and ours[1][0] is ctypes.ArgumentError
 
 
 @needs_fast
-def test_other_streams_are_queried_on_any_device(fake_cuda):
-    log = fake_cuda(FakeDriver(stream=0x5555, current=3))
-    assert [entry[0] for entry in log] == ["allocate", "raw_stream", "capturing", "query", "topk_select"]
-
-
-@needs_fast
-def test_a_wait_without_driver_parts_is_called(fake_cuda, monkeypatch):
-    """torch's own wait, the first call's _first_wait, a test's replacement: the Python function itself."""
-    driver = FakeDriver()
-    plain = driver.wait()
-    del plain.c_parts
-    driver.wait = lambda: plain
-    assert fake_cuda(driver) == [("allocate", 0), ("python wait", 0), ("topk_select", TOPK_DEVICE_POINTERS)]
+def test_without_topk_ctx_set_stream_cuda_data_is_the_python_paths(fake_cuda, monkeypatch):
+    """A libtopk without topk_ctx_set_stream (init() given 0 for it): the C path does not serve CUDA data."""
+    library = FakeLibrary()
+    monkeypatch.setattr(fast_library, "__enter__", lambda self: fast_library.init(address(library.select), 0,
+                                                                                  address(library.last_error)))
+    assert fake_cuda(library, "C") == ("not served", [])

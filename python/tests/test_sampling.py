@@ -146,3 +146,17 @@ def test_cuda_generator_and_tensors():
     ids = topk.sample_next_token(x, rng, temperature=0.7, top_k=50)
     assert ids.is_cuda and ids.shape == (4, 1)
     assert torch.equal(topk.sample_logits(x, temperature=0), torch.argmax(x, dim=-1))
+
+
+def test_per_row_seeds_make_a_request_independent_of_its_row():
+    """seed and offset per row: a request draws the same token alone or at row 3 of a batch (host data)."""
+    import numpy as np
+    rng = np.random.default_rng(4)
+    logits = rng.standard_normal((8, 1000)).astype(np.float32)
+    seeds, offsets = [11 * r + 5 for r in range(8)], [r % 3 for r in range(8)]
+    batch = topk.sample(logits, 0.8, 50, seed=seeds, offset=offsets)
+    for row in (0, 3, 7):
+        alone = topk.sample(logits[row:row + 1], 0.8, 50, seed=seeds[row:row + 1], offset=offsets[row:row + 1])
+        assert alone[0] == batch[row]
+    with pytest.raises(topk.TopkArgumentError):
+        topk.sample(logits, seed=[1, 2])

@@ -15,6 +15,11 @@ from ._library import TopkArgumentError, TopkError, TopkTypeError, version
 from .sampling import (sample, sample_logits, sample_next_token, softmax, top_k_mask_logits, top_k_renorm_probs,
                        top_p_renorm_probs)
 from .select import TopK, topk
+import sys as _sys
+
+# torch.compile support (topk._torch_ops), when torch is already loaded: importing it here would cost
+# NumPy users a second of import time.
+torch_ops = "torch" in _sys.modules and __import__("topk._torch_ops", fromlist=["register"]).register(topk, sample, TopK)
 
 library_version = version
 __version__ = ".".join(map(str, _library.VERSION))

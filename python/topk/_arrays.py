@@ -8,13 +8,8 @@ into rows of one stride >= vocab, the input is passed as it is (slices of wider 
 Objects with __cuda_array_interface__ or __dlpack__ (CuPy, JAX, ...) are viewed as torch tensors, zero
 copy, and get torch tensors back.
 
-CUDA tensors: libtopk works on libomptarget's own stream and returns when its work is done. So before a
-call, after its outputs are allocated, wait() waits for torch's current stream on the input's device:
-the kernels that made the input, and any that still use the memory the outputs were just given, have
-finished. It asks the CUDA driver (cuStreamQuery, and cuStreamSynchronize only while the stream is
-busy) and falls back to torch.cuda.current_stream(device).synchronize() (topk._cuda says when). After
-the call the outputs are complete, and later work on any stream sees them. Calls therefore cannot be
-captured in a CUDA graph.
+CUDA tensors: outputs are allocated by torch on the input's device, from its current stream there, the
+stream that topk._cuda.call then enqueues the library's call on (so they need no record_stream).
 
 This runs on every call, so it is written for speed: one dictionary lookup finds the kind, one method
 describes the array, a 2-D input skips the general layout walk, outputs are one allocation each (torch's
@@ -25,7 +20,6 @@ import ctypes
 import numbers
 import sys
 
-from . import _cuda
 from ._library import DTYPES, TopkArgumentError, TopkTypeError
 
 _addressof, _from_buffer = ctypes.addressof, ctypes.c_char.from_buffer
@@ -333,12 +327,6 @@ class Matrix:
     def restore(self, out):
         """An output whose last axis stands for `dim`, with that axis moved back where dim was (a view)."""
         return out if self.dim == -1 else self.kind.move(out, -1, self.dim)
-
-    def wait(self):
-        """Before a call on CUDA data, after its outputs are allocated: wait for torch's current stream on
-        the input's device (topk._cuda.wait)."""
-        if self.cuda is not None:
-            _cuda.wait(self.cuda)
 
     def check_out(self, out, shape, dtype, name):
         """The pointer of a caller's output array, which must be of the input's kind and device, dense, and

@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 
+from . import _cuda
 from ._library import BACKENDS, C, PARAM_DEVICE, TopkArgumentError, raise_for
 
 # The old module's implementation names, read as ours.
@@ -78,11 +79,13 @@ def backend_name(backend=None, cuda_device=None):
 
 
 def reset():
-    """Frees every context and forgets the environment's choice: the next call reads the environment again."""
+    """Frees every context (and forgets the streams set on them) and the environment's choice: the next call
+    reads the environment again."""
     with _lock:
         for ctx in _contexts.values():
             C["topk_ctx_free"](ctx)
         _contexts.clear()
+        _cuda.streams.clear()
         _choice.clear()
 
 

@@ -1,128 +1,83 @@
-"""wait(device): returns once the work queued on torch's current CUDA stream of that device has finished.
+"""call(device, function, ctx, ...): a libtopk call on CUDA data, enqueued on torch's current stream.
 
-libtopk's offload backend runs on libomptarget's own stream and returns when its work is done, so before
-a call on CUDA data the binding waits for torch's current stream: the kernels that made the input, and any
-that still use the memory just given to the outputs, have then finished. torch's own way,
-torch.cuda.current_stream(d).synchronize(), costs microseconds of Python per call (a Stream object, then
-cudaStreamSynchronize even on an idle stream). wait(d) gives the same guarantee through the CUDA driver
-(libcuda.so.1 through ctypes) and torch's raw stream handle (torch._C._cuda_getCurrentRawStream):
+A libtopk context with a CUDA stream set (topk_ctx_set_stream) enqueues each call on device pointers on
+that stream and returns without waiting (include/topk.h, "CUDA streams and graphs"). Before each call on
+CUDA data the binding makes torch's current stream of the input's device the context's stream, so that
+the call is ordered like a torch op on that stream: after the kernels that made its input, before the
+work that reads its outputs, and the host never waits (no query, no synchronisation). A call made while
+the stream captures a CUDA graph (torch.cuda.graph) is captured with the rest and runs at each replay;
+only per-row sampling parameters given in host memory cannot be captured (STREAM_CAPTURING: give one
+value for the call).
 
-  cuStreamQuery(stream)        CUDA_SUCCESS: everything queued on it has completed, nothing more to do;
-  cuStreamSynchronize(stream)  only when the query answered CUDA_ERROR_NOT_READY.
+The stream: raw_stream(device), torch._C._cuda_getCurrentRawStream (torch.cuda.current_stream(device).
+cuda_stream on an older torch), found on first use. Handle 0 is torch's default stream, the legacy
+default stream; libtopk reads NULL as "synchronous", so 0 is passed as CU_STREAM_LEGACY (1), which the
+library reads in the primary context of the context's device. `streams` remembers the stream last set on
+each context (contexts are per backend and device, topk._backends), so that a call on the same stream as
+the last one costs no extra C call.
 
-Any other answer (a failed stream, a driver not initialised, no current context, ...) and a driver that
-cannot be loaded fall back to torch's call, which also raises torch's own error for a failed stream.
-The default stream's handle is 0, which the driver (like the runtime) reads in the calling thread's
-current context; torch's call first makes the tensor's device current when it is not. So for the handles
-0, 1 and 2 (default, legacy, per-thread) wait() takes the driver's way only when torch's current device is
-the tensor's (torch._C._cuda_getDevice), where torch's call would not switch either, and else falls back;
-in a process that sees one CUDA device the two are the same device, and that check (0.2 us) is skipped.
-Other handles name their stream whatever the current context.
+Memory: torch's caching allocator gives the outputs memory of the current stream of their device, which
+is the stream the kernel runs on, so they need no record_stream. The input follows torch's usual rule for
+any op: made on the current stream, or synchronised with it by the caller.
 
-A stream that is capturing a CUDA graph is refused before anything touches it: a query or a
-synchronisation there would invalidate the caller's capture, and libtopk's GPU calls run on a stream of
-their own, which no capture records. cuStreamIsCapturing (which a capture allows) asks first, and a
-capturing (or invalidated) stream raises TopkError with status STREAM_CAPTURING; torch's own wait asks
-torch.cuda.is_current_stream_capturing() instead.
+Threads: torch's current stream is per thread while a context is shared by all threads, so setting the
+stream and making the call happen under `lock` (include/topk.h asks callers sharing a context for one);
+calls only enqueue, so it is held for microseconds. topk._fast takes the same lock for the same steps.
+
+Errors: a non-zero status raises through topk._library.raise_for; DEVICE_FAILURE carries the driver's
+message (topk_ctx_last_error), read under the lock, before another call can replace it. A context that
+takes no stream (cpu and reference: set_stream answers NO_DEVICE) makes the call as it is, whose status
+says what is wrong (BAD_MEMORY: device pointers given to a backend that reads host memory).
 """
-import ctypes
 import sys
+import threading
 
-CUDA_SUCCESS = 0
-CUDA_ERROR_NOT_READY = 600
-CU_STREAM_CAPTURE_STATUS_NONE = 0
+from ._library import C, STATUSES, raise_for
 
+CU_STREAM_LEGACY = 1
+NO_DEVICE, DEVICE_FAILURE = STATUSES.index("NO_DEVICE"), STATUSES.index("DEVICE_FAILURE")
 
-def refuse_capture():
-    """Raises libtopk's STREAM_CAPTURING error: the caller's stream is capturing a CUDA graph."""
-    from ._library import STATUSES, raise_for
-    raise_for(STATUSES.index("STREAM_CAPTURING"))
-
-
-def make_waiter(raw_stream, current_device, query, synchronize, fallback, one_device=False, capturing=None):
-    """wait(device) made of these functions (driver_waiter passes the real ones, tests pass fakes):
-      raw_stream(device)  the handle (an int) of torch's current stream on the device
-      current_device()    torch's current CUDA device (not called when one_device: the process sees one)
-      query(handle)       cuStreamQuery's CUresult; synchronize(handle): cuStreamSynchronize's
-      fallback(device)    torch's own synchronisation of its current stream on the device
-      capturing(handle)   whether the stream is capturing a graph (cuStreamIsCapturing), or None"""
-    def wait(device):
-        stream = raw_stream(device)
-        if stream <= 2 and not one_device and current_device() != device:  # read in the current context
-            return fallback(device)
-        if capturing is not None and capturing(stream):
-            refuse_capture()
-        status = query(stream)
-        if status == CUDA_SUCCESS:
-            return None
-        if status == CUDA_ERROR_NOT_READY and synchronize(stream) == CUDA_SUCCESS:
-            return None
-        return fallback(device)
-    wait.how = "driver (cuStreamQuery; cuStreamSynchronize while busy)"
-    return wait
+set_stream, last_error = C["topk_ctx_set_stream"], C["topk_ctx_last_error"]
+streams = {}  # context -> the stream last set on it; topk._backends.reset() forgets them with the contexts
+lock = threading.Lock()
 
 
-def torch_wait(torch):
-    """torch's own synchronisation, as wait(device): the fallback, and all of it on hosts without libcuda."""
-    def wait(device):
-        with torch.cuda.device(device):
-            if torch.cuda.is_current_stream_capturing():
-                refuse_capture()
-        torch.cuda.current_stream(device).synchronize()
-    wait.how = "torch (torch.cuda.current_stream(device).synchronize())"
-    return wait
-
-
-def _load_driver():
-    return ctypes.CDLL("libcuda.so.1")
-
-
-def driver_waiter(torch, load=_load_driver):
-    """The driver's wait(device) when libcuda.so.1 loads and exports what it needs, else torch_wait(torch)."""
-    fallback = torch_wait(torch)
+def raw_stream_function(torch):
+    """torch's raw_stream(device): the handle (an int) of its current stream on that CUDA device."""
     raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    if raw_stream is None:  # an older torch
-        def raw_stream(device):
-            return torch.cuda.current_stream(device).cuda_stream
-    current_device = getattr(torch._C, "_cuda_getDevice", None) or torch.cuda.current_device
-    try:
-        driver = load()
-        query, synchronize = driver.cuStreamQuery, driver.cuStreamSynchronize
-        is_capturing = driver.cuStreamIsCapturing
-    except (OSError, AttributeError):
-        return fallback
-    query.argtypes = synchronize.argtypes = [ctypes.c_void_p]
-    query.restype = synchronize.restype = ctypes.c_int
-    is_capturing.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
-    is_capturing.restype = ctypes.c_int
+    if raw_stream is not None:
+        return raw_stream
 
-    def capturing(stream):
-        """Capturing or invalidated; a stream the driver cannot answer for goes on to the query, whose
-        error sends the wait to torch's."""
-        capture_status = ctypes.c_int()  # one per call: ctypes lets go of the GIL during the call
-        return (is_capturing(stream, ctypes.byref(capture_status)) == CUDA_SUCCESS and
-                capture_status.value != CU_STREAM_CAPTURE_STATUS_NONE)
-    one_device = torch.cuda.device_count() == 1  # fixed for the life of the process (CUDA_VISIBLE_DEVICES)
-    wait = make_waiter(raw_stream, current_device, query, synchronize, fallback, one_device, capturing)
-    if all(isinstance(f, ctypes._CFuncPtr) for f in (query, synchronize, is_capturing)):
-        # the same wait, step for step, in topk._fast (C) when that is in use: the driver's addresses
-        address = tuple(ctypes.cast(f, ctypes.c_void_p).value for f in (query, synchronize, is_capturing))
-        wait.c_parts = (raw_stream, current_device) + address + (fallback, one_device)
-    return wait
+    def current_stream_handle(device):  # an older torch
+        return torch.cuda.current_stream(device).cuda_stream
+    return current_stream_handle
 
 
-def ensure():
-    """The wait() in use, made now if it was not yet; its .how says which way it waits."""
-    global wait
-    if wait is _first_wait:
-        wait = driver_waiter(sys.modules["torch"])
-    return wait
+def _first_raw_stream(device):
+    """raw_stream is found on first use (CUDA data means torch is loaded) and then replaces this function:
+    callers (topk._fast too) look it up as _cuda.raw_stream on each call."""
+    global raw_stream
+    raw_stream = raw_stream_function(sys.modules["torch"])
+    return raw_stream(device)
 
 
-def _first_wait(device):
-    """wait() is made on first use (CUDA data means torch is loaded and has initialised CUDA) and then
-    replaces this function: callers look it up as _cuda.wait on each call."""
-    return ensure()(device)
+raw_stream = _first_raw_stream
 
 
-wait = _first_wait
+def call(device, function, ctx, *args):
+    """function(ctx, *args), a libtopk call on the device pointers of CUDA device `device`, enqueued on torch's
+    current stream there (see the module's docstring); raises for a non-zero status."""
+    stream = raw_stream(device) or CU_STREAM_LEGACY
+    with lock:
+        status = 0
+        if streams.get(ctx) != stream:
+            status = set_stream(ctx, stream)
+            if status == 0:
+                streams[ctx] = stream
+            elif status == NO_DEVICE:  # a host backend: its call refuses device pointers, and says so
+                status = 0
+        if status == 0:
+            status = function(ctx, *args)
+        detail = (last_error(ctx) or b"").decode(errors="replace") if status == DEVICE_FAILURE else None
+    if status:
+        raise_for(status, detail)

@@ -6,17 +6,18 @@
  * fast_topk(x, k, dim, largest, backend, out) serves a 2-D NumPy array or PyTorch tensor (CPU or CUDA)
  * whose rows libtopk reads in place, with dim=-1 and out= absent or right: it reads the array's attributes the
  * way topk/_arrays.py does (shape, dtype, is_cuda/is_cpu, get_device(), stride(), data_ptr(), or NumPy's
- * buffer), allocates the outputs with the allocators that module uses, waits for torch's stream on CUDA
- * data through the driver functions topk/_cuda.py loaded, and calls topk_select through the pointer
- * ctypes found in the loaded libtopk. It links neither libtopk nor libcuda and makes no decision of its own:
- * every dtype, allocator, context and driver function comes from the Python package (init()).
+ * buffer), allocates the outputs with the allocators that module uses, and calls topk_select through the
+ * pointer ctypes found in the loaded libtopk; on CUDA data it takes topk/_cuda.py's steps (call()) first:
+ * torch's current stream made the context's stream unless it already is, then the call, enqueued there,
+ * under that module's lock, with no host wait. It links neither libtopk nor libcuda and makes no decision
+ * of its own: every dtype, allocator, context, stream and function comes from the Python package (init()).
  *
  * Anything it is not sure of (another type, dtype, layout, a k that is not a plain int in range, an out=
- * that is not exactly right, a context not made yet, any error while looking) returns None before
- * anything is done, and topk() then takes the Python path, which gives the usual result or exception.
- * Only three things raise here, exactly as the Python path would: a stream that is capturing a CUDA graph
- * (the Python wait raises STREAM_CAPTURING), the stream wait's own fallback (torch's synchronisation), and
- * a non-zero status of topk_select (through topk._library.raise_for).
+ * that is not exactly right, a context not made yet, a stream handle that is not an int, any error while
+ * looking) returns None before the library is called, and topk() then takes the Python path, which gives
+ * the usual result or exception. Only these raise here, exactly as the Python path would: an exception of
+ * topk._cuda.raw_stream or of its lock, and a non-zero status of topk_ctx_set_stream or topk_select
+ * (through topk._library.raise_for, with topk_ctx_last_error's message after DEVICE_FAILURE).
  * Plain C17 and the Python C API (3.9+); no NumPy or torch headers.
  */
 #define PY_SSIZE_T_CLEAN
@@ -35,23 +36,28 @@ static inline PyObject *Py_NewRef(PyObject *o)
 #endif
 
 typedef __typeof__(&topk_select) select_fn;
-typedef int (*stream_fn)(void *stream); /* cuStreamQuery, cuStreamSynchronize */
-typedef int (*capture_fn)(void *stream, int *status); /* cuStreamIsCapturing */
+typedef __typeof__(&topk_ctx_set_stream) set_stream_fn;
+typedef __typeof__(&topk_ctx_last_error) last_error_fn;
 
-enum { CUDA_SUCCESS = 0, CUDA_ERROR_NOT_READY = 600, MAX_KINDS = 8, MAX_DTYPES = 4 };
+enum { MAX_KINDS = 8, MAX_DTYPES = 4 };
+#define CU_STREAM_LEGACY ((void *)1) /* for torch's default stream (handle 0): NULL is "synchronous" to libtopk */
 
 /* What init() hands over, kept for the life of the process. */
-static select_fn select_call; /* topk_select in the libtopk that ctypes loaded */
+static select_fn select_call;         /* topk_select in the libtopk that ctypes loaded */
+static set_stream_fn set_stream_call; /* topk_ctx_set_stream, or NULL: CUDA data is then left to Python */
+static last_error_fn last_error_call; /* topk_ctx_last_error */
 static PyObject *topk_type;     /* topk.TopK */
 static PyObject *contexts;      /* topk._backends._contexts: (backend, cuda device or None) -> context */
-static PyObject *raise_for;     /* topk._library.raise_for(status) */
+static PyObject *raise_for;     /* topk._library.raise_for(status, detail) */
 static PyObject *describe_kind; /* topk._arrays.fast_kind(type): the kind of that type as a tuple, or None */
-static PyObject *cuda_module;   /* topk._cuda, whose `wait` is looked up on each call (tests replace it) */
+static PyObject *cuda_module;   /* topk._cuda, whose `raw_stream` is looked up on each call (tests replace it) */
+static PyObject *streams;       /* topk._cuda.streams: context -> the stream last set on it */
+static PyObject *lock_acquire, *lock_release; /* topk._cuda.lock's methods */
 static PyObject *python_topk;   /* topk.select._python_topk: the calls that fast_topk does not serve */
-static PyObject *minus_one;
+static PyObject *minus_one, *legacy_stream;
 
 static PyObject *s_shape, *s_dtype, *s_is_cuda, *s_is_cpu, *s_get_device, *s_stride, *s_data_ptr, *s_is_contiguous,
-    *s_wait, *s_c_parts, *s_dim, *s_largest, *s_backend, *s_out, *s_copy;
+    *s_raw_stream, *s_streams, *s_lock, *s_acquire, *s_release, *s_dim, *s_largest, *s_backend, *s_out, *s_copy;
 
 /* One array library (topk._arrays' _NumpyKind or _TorchKind) as seen from one exact type. */
 typedef struct {
@@ -70,12 +76,6 @@ typedef struct {
 
 static kind_info kinds[MAX_KINDS];
 static int nkinds;
-
-/* The wait in use (topk._cuda.wait) when it is the driver's: its parts, so that it runs here. */
-static PyObject *known_wait, *raw_stream, *current_device, *wait_fallback;
-static stream_fn stream_query, stream_synchronize;
-static capture_fn stream_is_capturing;
-static int one_device; /* the process sees one CUDA device: the default stream's handle can only mean its */
 
 static PyObject *none_or(PyObject *o) { return o == Py_None ? NULL : o; }
 
@@ -418,87 +418,83 @@ done:
     return status;
 }
 
-/* Takes the parts of a driver wait (its c_parts: raw_stream, current_device, cuStreamQuery's,
- * cuStreamSynchronize's and cuStreamIsCapturing's addresses, fallback, one_device); -1 when it has none
- * (another wait: it is called as it is). */
-static int learn_wait(PyObject *wait)
+/* torch's current stream of the device (topk._cuda.raw_stream) as libtopk takes it: *stream, with
+ * CU_STREAM_LEGACY for torch's 0, and *handle a new reference to the int that stands for it in
+ * topk._cuda.streams. 1 when found; 0 for a handle that is not an int (the Python path takes the call);
+ * -1 with raw_stream's exception. */
+static int current_stream(PyObject *cuda, void **stream, PyObject **handle)
 {
-    PyObject *parts = PyObject_GetAttr(wait, s_c_parts), *raw, *current, *fallback;
-    unsigned long long query, synchronize, capturing;
-    int single;
-    if (parts == NULL ||
-        !PyArg_ParseTuple(parts, "OOKKKOp", &raw, &current, &query, &synchronize, &capturing, &fallback, &single) ||
-        query == 0 || synchronize == 0 || capturing == 0) {
-        Py_XDECREF(parts);
-        PyErr_Clear();
-        return -1;
-    }
-    Py_XSETREF(raw_stream, Py_NewRef(raw));
-    Py_XSETREF(current_device, Py_NewRef(current));
-    Py_XSETREF(wait_fallback, Py_NewRef(fallback));
-    Py_XSETREF(known_wait, Py_NewRef(wait));
-    stream_query = (stream_fn)(uintptr_t)query;
-    stream_synchronize = (stream_fn)(uintptr_t)synchronize;
-    stream_is_capturing = (capture_fn)(uintptr_t)capturing;
-    one_device = single;
-    Py_DECREF(parts);
-    return 0;
-}
-
-static int call_status(PyObject *function, PyObject *arg)
-{
-    PyObject *r = PyObject_CallOneArg(function, arg);
-    Py_XDECREF(r);
-    return r != NULL ? 0 : -1;
-}
-
-/* topk._cuda.wait(device), the driver's way here (make_waiter's rules, step for step); 0, or -1 with the
- * exception that the Python wait would have raised. */
-static int wait_stream(PyObject *cuda)
-{
-    PyObject *wait = PyObject_GetAttr(cuda_module, s_wait);
-    if (wait == NULL)
-        return -1;
-    if (wait != known_wait && learn_wait(wait)) { /* the first call (_first_wait), torch's own wait, a test's */
-        int status = call_status(wait, cuda);
-        Py_DECREF(wait);
-        return status;
-    }
-    Py_DECREF(wait);
-    PyObject *h = PyObject_CallOneArg(raw_stream, cuda);
+    PyObject *raw = PyObject_GetAttr(cuda_module, s_raw_stream);
+    PyObject *h = raw != NULL ? PyObject_CallOneArg(raw, cuda) : NULL;
+    Py_XDECREF(raw);
     if (h == NULL)
         return -1;
-    unsigned long long handle = PyLong_Check(h) ? PyLong_AsUnsignedLongLong(h) : (unsigned long long)-1;
-    int odd = !PyLong_Check(h) || PyErr_Occurred();
-    Py_DECREF(h);
-    if (odd) {
+    void *p = PyLong_CheckExact(h) ? PyLong_AsVoidPtr(h) : NULL;
+    if (!PyLong_CheckExact(h) || PyErr_Occurred()) {
         PyErr_Clear();
-        return call_status(wait_fallback, cuda);
-    }
-    if (handle <= 2 && !one_device) { /* the default stream, read in the current context: let torch switch */
-        PyObject *current = PyObject_CallNoArgs(current_device);
-        int other = current != NULL ? PyObject_RichCompareBool(current, cuda, Py_NE) : -1;
-        Py_XDECREF(current);
-        if (other < 0)
-            return -1;
-        if (other)
-            return call_status(wait_fallback, cuda);
-    }
-    void *stream = (void *)(uintptr_t)handle;
-    int capture = 0; /* a capturing stream: the Python wait raises STREAM_CAPTURING (no query: it would break the capture) */
-    if (stream_is_capturing(stream, &capture) == CUDA_SUCCESS && capture != 0)
-        return call_status(known_wait, cuda);
-    int status = stream_query(stream);
-    if (status == CUDA_SUCCESS)
+        Py_DECREF(h);
         return 0;
-    if (status == CUDA_ERROR_NOT_READY) {
-        Py_BEGIN_ALLOW_THREADS
-        status = stream_synchronize(stream);
-        Py_END_ALLOW_THREADS
-        if (status == CUDA_SUCCESS)
-            return 0;
     }
-    return call_status(wait_fallback, cuda);
+    if (p == NULL) {
+        Py_SETREF(h, Py_NewRef(legacy_stream));
+        p = CU_STREAM_LEGACY;
+    }
+    *stream = p;
+    *handle = h;
+    return 1;
+}
+
+/* topk._cuda.call(device, topk_select, ctx, ...) step for step, from the lock on (ctx_key: the context's
+ * int, the key of topk._cuda.streams): the status, with *detail the driver's message after
+ * DEVICE_FAILURE (a new reference) or NULL; -1 with the lock's exception. */
+static int select_on_stream(PyObject *ctx_key, void *ctx, void *stream, PyObject *handle, const rows2d *m, int64_t k,
+                            unsigned flags, void *values_ptr, void *indices_ptr, PyObject **detail)
+{
+    PyObject *acquired = PyObject_CallNoArgs(lock_acquire);
+    if (acquired == NULL)
+        return -1;
+    Py_DECREF(acquired);
+    PyObject *last = PyDict_GetItemWithError(streams, ctx_key);
+    int same = last != NULL && PyObject_RichCompareBool(last, handle, Py_EQ) == 1;
+    int status = TOPK_OK, set_status = TOPK_OK;
+    const char *message = NULL;
+    PyErr_Clear();
+    Py_BEGIN_ALLOW_THREADS
+    if (!same) {
+        status = set_status = (int)set_stream_call(ctx, stream);
+        if (status == TOPK_ERR_NO_DEVICE) /* a host backend: its call refuses device pointers, and says so */
+            status = TOPK_OK;
+    }
+    if (status == TOPK_OK)
+        status = (int)select_call(ctx, m->ptr, (topk_dtype)m->code, m->rows, m->vocab, m->stride, k, flags,
+                                  values_ptr, indices_ptr);
+    if (status == TOPK_ERR_DEVICE_FAILURE) /* valid until the next call on the context: read under the lock */
+        message = last_error_call(ctx);
+    Py_END_ALLOW_THREADS
+    if (!same && set_status == TOPK_OK && PyDict_SetItem(streams, ctx_key, handle))
+        PyErr_Clear(); /* not remembered: the next call sets it again */
+    *detail = message != NULL ? PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message), "replace") : NULL;
+    PyErr_Clear();
+    PyObject *released = PyObject_CallNoArgs(lock_release);
+    if (released == NULL) {
+        Py_CLEAR(*detail);
+        return -1;
+    }
+    Py_DECREF(released);
+    return status;
+}
+
+/* Raises topk._library.raise_for(status, detail) (detail: NULL for None). */
+static void raise_status(int status, PyObject *detail)
+{
+    PyObject *status_obj = PyLong_FromLong(status);
+    if (status_obj != NULL) {
+        PyObject *args[2] = {status_obj, detail != NULL ? detail : Py_None};
+        Py_XDECREF(PyObject_Vectorcall(raise_for, args, 2, NULL)); /* raises */
+        Py_DECREF(status_obj);
+    }
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_RuntimeError, "topk: raise_for did not raise");
 }
 
 static int exact_int(PyObject *o, int64_t *value)
@@ -510,7 +506,7 @@ static int exact_int(PyObject *o, int64_t *value)
 static PyObject *fast_topk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    PyObject *values = NULL, *indices = NULL, *result = NULL;
+    PyObject *values = NULL, *indices = NULL, *result = NULL, *ctx_key = NULL;
     rows2d m = {0};
     int64_t k, dim;
     void *ctx = NULL, *values_ptr = NULL, *indices_ptr = NULL;
@@ -522,7 +518,7 @@ static PyObject *fast_topk(PyObject *self, PyObject *const *args, Py_ssize_t nar
         Py_RETURN_NONE;
     const kind_info *kind = kind_of(Py_TYPE(x));
     if (kind == NULL || !(kind->torch ? torch_rows2d(kind, x, &m) : numpy_rows2d(kind, x, &m)) || k < 0 ||
-        k > m.vocab)
+        k > m.vocab || (m.cuda != NULL && set_stream_call == NULL))
         goto python;
     int call = m.rows > 0 && k > 0;
     if (out != Py_None) {
@@ -540,6 +536,7 @@ static PyObject *fast_topk(PyObject *self, PyObject *const *args, Py_ssize_t nar
         Py_XDECREF(key);
         if (found == NULL || take_pointer(Py_NewRef(found), &ctx))
             goto python;
+        ctx_key = Py_NewRef(found);
     }
     if (out == Py_None) {
         if (allocate(kind, &m, k, &values, &indices))
@@ -549,22 +546,30 @@ static PyObject *fast_topk(PyObject *self, PyObject *const *args, Py_ssize_t nar
     }
     if (call) {
         unsigned flags = largest == Py_True ? 0 : TOPK_SMALLEST;
+        PyObject *detail = NULL;
         int status;
-        if (m.cuda != NULL) { /* after the outputs are allocated: see topk._arrays */
-            flags |= TOPK_DEVICE_POINTERS;
-            if (wait_stream(m.cuda))
+        if (m.cuda == NULL) {
+            Py_BEGIN_ALLOW_THREADS
+            status = (int)select_call(ctx, m.ptr, (topk_dtype)m.code, m.rows, m.vocab, m.stride, k, flags,
+                                      values_ptr, indices_ptr);
+            Py_END_ALLOW_THREADS
+        } else { /* enqueued on torch's current stream, as topk._cuda.call does */
+            void *stream;
+            PyObject *handle;
+            int have = current_stream(m.cuda, &stream, &handle);
+            if (have == 0)
+                goto python;
+            if (have < 0)
+                goto done;
+            status = select_on_stream(ctx_key, ctx, stream, handle, &m, k, flags | TOPK_DEVICE_POINTERS, values_ptr,
+                                      indices_ptr, &detail);
+            Py_DECREF(handle);
+            if (status < 0)
                 goto done;
         }
-        Py_BEGIN_ALLOW_THREADS
-        status = select_call(ctx, m.ptr, (topk_dtype)m.code, m.rows, m.vocab, m.stride, k, flags, values_ptr, indices_ptr);
-        Py_END_ALLOW_THREADS
         if (status) {
-            PyObject *status_obj = PyLong_FromLong(status);
-            if (status_obj != NULL)
-                Py_XDECREF(PyObject_CallOneArg(raise_for, status_obj)); /* raises */
-            Py_XDECREF(status_obj);
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_RuntimeError, "topk: raise_for did not raise");
+            raise_status(status, detail);
+            Py_XDECREF(detail);
             goto done;
         }
     }
@@ -581,6 +586,7 @@ done:
     Py_XDECREF(values);
     Py_XDECREF(indices);
     Py_XDECREF(m.cuda);
+    Py_XDECREF(ctx_key);
     return result;
 }
 
@@ -649,20 +655,36 @@ static int set_entry_doc(PyObject *function)
     return 0;
 }
 
-/* init(topk_select's address, TopK, _backends._contexts, _library.raise_for, _arrays.fast_kind, topk._cuda,
- * select._python_topk): the entry, a new topk function (topk_entry). */
+/* init(the addresses of topk_select, topk_ctx_set_stream and topk_ctx_last_error (0: absent), TopK,
+ * _backends._contexts, _library.raise_for, _arrays.fast_kind, topk._cuda, select._python_topk): the entry, a
+ * new topk function (topk_entry). */
 static PyObject *fast_init(PyObject *self, PyObject *args)
 {
     (void)self;
-    unsigned long long address;
+    unsigned long long address, set_stream_address, last_error_address;
     PyObject *type, *ctxs, *raiser, *describer, *cuda, *python;
-    if (!PyArg_ParseTuple(args, "KO!O!OOOO:init", &address, &PyType_Type, &type, &PyDict_Type, &ctxs, &raiser,
-                          &describer, &cuda, &python))
+    if (!PyArg_ParseTuple(args, "KKKO!O!OOOO:init", &address, &set_stream_address, &last_error_address, &PyType_Type,
+                          &type, &PyDict_Type, &ctxs, &raiser, &describer, &cuda, &python))
         return NULL;
     if (address == 0 || !PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
         PyErr_SetString(PyExc_ValueError, "topk._fast.init: no topk_select, or TopK is not a tuple type");
         return NULL;
     }
+    PyObject *memo = PyObject_GetAttr(cuda, s_streams), *lock = PyObject_GetAttr(cuda, s_lock);
+    PyObject *acquire = lock != NULL ? PyObject_GetAttr(lock, s_acquire) : NULL;
+    PyObject *release = lock != NULL ? PyObject_GetAttr(lock, s_release) : NULL;
+    Py_XDECREF(lock);
+    if (memo == NULL || !PyDict_Check(memo) || acquire == NULL || release == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "topk._fast.init: topk._cuda.streams must be a dict");
+        Py_XDECREF(memo);
+        Py_XDECREF(acquire);
+        Py_XDECREF(release);
+        return NULL;
+    }
+    Py_XSETREF(streams, memo);
+    Py_XSETREF(lock_acquire, acquire);
+    Py_XSETREF(lock_release, release);
     Py_XSETREF(topk_type, Py_NewRef(type));
     Py_XSETREF(contexts, Py_NewRef(ctxs));
     Py_XSETREF(raise_for, Py_NewRef(raiser));
@@ -670,6 +692,8 @@ static PyObject *fast_init(PyObject *self, PyObject *args)
     Py_XSETREF(cuda_module, Py_NewRef(cuda));
     Py_XSETREF(python_topk, Py_NewRef(python));
     select_call = (select_fn)(uintptr_t)address;
+    set_stream_call = set_stream_address && last_error_address ? (set_stream_fn)(uintptr_t)set_stream_address : NULL;
+    last_error_call = (last_error_fn)(uintptr_t)last_error_address;
     set_entry_doc(python);
     PyObject *module_name = PyUnicode_FromString("topk");
     PyObject *entry = module_name ? PyCFunction_NewEx(&topk_entry_def, NULL, module_name) : NULL;
@@ -681,7 +705,8 @@ static PyMethodDef methods[] = {
     {"topk", (PyCFunction)(void (*)(void))fast_topk, METH_FASTCALL,
      "topk(x, k, dim, largest, backend, out): topk.topk's common call, or None for the Python path"},
     {"init", fast_init, METH_VARARGS,
-     "init(select_address, TopK, contexts, raise_for, fast_kind, cuda_module, python_topk) -> topk.topk's entry"},
+     "init(select_address, set_stream_address, last_error_address, TopK, contexts, raise_for, fast_kind, cuda_module, "
+     "python_topk) -> topk.topk's entry"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -695,13 +720,16 @@ PyMODINIT_FUNC PyInit__fast(void)
         const char *text;
     } names[] = {{&s_shape, "shape"}, {&s_dtype, "dtype"}, {&s_is_cuda, "is_cuda"}, {&s_is_cpu, "is_cpu"},
                  {&s_get_device, "get_device"}, {&s_stride, "stride"}, {&s_data_ptr, "data_ptr"},
-                 {&s_is_contiguous, "is_contiguous"}, {&s_wait, "wait"}, {&s_c_parts, "c_parts"},
+                 {&s_is_contiguous, "is_contiguous"}, {&s_raw_stream, "raw_stream"},
+                 {&s_streams, "streams"}, {&s_lock, "lock"}, {&s_acquire, "acquire"}, {&s_release, "release"},
                  {&s_dim, "dim"}, {&s_largest, "largest"}, {&s_backend, "backend"}, {&s_out, "out"},
                  {&s_copy, "copy"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (*names[i].name == NULL && (*names[i].name = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;
     if (minus_one == NULL && (minus_one = PyLong_FromLong(-1)) == NULL)
+        return NULL;
+    if (legacy_stream == NULL && (legacy_stream = PyLong_FromVoidPtr(CU_STREAM_LEGACY)) == NULL)
         return NULL;
     return PyModule_Create(&module);
 }

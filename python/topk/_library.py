@@ -15,7 +15,7 @@ DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
 BACKENDS = {"auto": 0, "cpu": 1, "offload": 2, "reference": 3}
 PARAM_DEVICE = 1
 # The package's version and the SONAME of the libtopk it loads from the system (CMakeLists.txt's rule).
-VERSION = (0, 2, 0)
+VERSION = (0, 3, 0)
 SONAME_VERSION = f"0.{VERSION[1]}" if VERSION[0] == 0 else str(VERSION[0])
 
 # topk_status in the order of the enum; those in _ARGUMENT_STATUSES mean "the caller passed something
@@ -74,7 +74,7 @@ class Sampling(ctypes.Structure):
     """struct topk_sampling."""
     _fields_ = [("temperature", _float), ("top_k", _i64), ("top_p", _float), ("min_p", _float),
                 ("temperatures", _ptr), ("top_ks", _ptr), ("top_ps", _ptr), ("min_ps", _ptr),
-                ("seed", ctypes.c_uint64), ("offset", ctypes.c_uint64)]
+                ("seed", ctypes.c_uint64), ("offset", ctypes.c_uint64), ("seeds", _ptr), ("offsets", _ptr)]
 
 
 _PROTOTYPES = {
@@ -84,6 +84,8 @@ _PROTOTYPES = {
     "topk_ctx_free": (None, [_ptr]),
     "topk_ctx_backend": (_int, [_ptr]),
     "topk_ctx_set_param": (_int, [_ptr, _int, _i64]),
+    "topk_ctx_set_stream": (_int, [_ptr, _ptr]),
+    "topk_ctx_last_error": (ctypes.c_char_p, [_ptr]),
     "topk_select": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, _i64, _uint, _ptr, _ptr]),
     "topk_sampling_default": (Sampling, []),
     "topk_sample": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, ctypes.POINTER(Sampling), _uint, _ptr, _ptr]),
@@ -117,7 +119,10 @@ C = _bind()
 version = C["topk_version_string"]().decode()
 
 
-def raise_for(status):
-    """Raises the exception for a non-zero topk_status, with the library's own message."""
+def raise_for(status, detail=None):
+    """Raises the exception for a non-zero topk_status, with the library's own message, followed by detail when
+    given (the driver's message after a DEVICE_FAILURE of a call on a stream: topk._cuda)."""
     message = C["topk_strerror"](status).decode()
+    if detail:
+        message = f"{message}: {detail}"
     raise (TopkArgumentError if status in _ARGUMENT_STATUSES else TopkError)(f"libtopk: {message}", status)

@@ -2,9 +2,14 @@
 module (sample_logits) and of nanochat (sample_next_token) on top of them.
 
 Every parameter that libtopk takes per row (temperature, top_k, top_p, min_p) is either one number for
-the call or a sequence / 1-D array / tensor of one value per row (copied to the host: a few bytes).
+the call or a sequence / 1-D array / tensor of one value per row (copied to the host: a few bytes). On CUDA
+data the calls are enqueued on torch's current stream (topk._cuda) and can be captured in a CUDA graph,
+with one number per parameter: per-row values in host memory cannot be captured (STREAM_CAPTURING).
 Draws are Philox-4x32-10 under (seed, offset): the same seed, offset and logits give the same tokens on
 every backend; advance offset between the steps of a decode loop, or let seed=None draw a fresh seed.
+seed and offset may also be given per row (one uint64 per row: a request's own generator, so that its
+token does not depend on its place in the batch). On CUDA data they are then an int64 tensor on the
+logits' device, read by the kernel: a captured CUDA graph replays with whatever they hold then.
 """
 import ctypes
 import operator
@@ -22,17 +27,36 @@ _top_k_renorm, _top_p_renorm, _top_k_mask = (C["topk_top_k_renorm_probs"], C["to
 _c_float, _c_int64, _byref = ctypes.c_float, ctypes.c_int64, ctypes.byref
 
 
+def _generator_state(m, value, name):
+    """seed or offset: (scalar, None, None) for one number; (0, address, owner) per row: batch uint64 in host
+    memory for host logits, an int64 tensor on the logits' device for CUDA logits (its bits are the uint64s)."""
+    if isinstance(value, int) or getattr(value, "ndim", None) == 0:
+        return operator.index(value) & _U64, None, None
+    if m.cuda is not None:
+        if (getattr(value, "is_cuda", False) is not True or value.device.index != m.cuda or str(value.dtype) != "torch.int64"
+                or tuple(value.shape) != (m.batch,) or not value.is_contiguous()):
+            raise TopkArgumentError(f"{name} per row for CUDA logits must be a contiguous int64 tensor of {m.batch} "
+                                    f"values on cuda:{m.cuda}")
+        return 0, value.data_ptr(), value
+    if getattr(value, "is_cuda", False):
+        raise TopkArgumentError(f"{name} per row is on a CUDA device but the logits are not")
+    values = value.tolist() if hasattr(value, "tolist") else list(value)
+    if len(values) != m.batch:
+        raise TopkArgumentError(f"{name} per row must hold one value per row ({m.batch}), got {len(values)}")
+    array = (ctypes.c_uint64 * m.batch)(*[operator.index(v) & _U64 for v in values])
+    return 0, ctypes.addressof(array), array
+
+
 def _call(m, backend, function, args, outputs):
-    """function(ctx, m's data, *args, flags, *outputs) on the context for m's device, after the outputs are
-    allocated (CUDA data: once torch's current stream has finished, topk._arrays); raises on a bad status."""
+    """function(ctx, m's data, *args, flags, *outputs) on the context for m's device (CUDA data: enqueued on
+    torch's current stream, topk._cuda); raises on a bad status."""
     ctx = context(backend, m.cuda)
     if m.cuda is None:
         status = function(ctx, m.ptr, *args, 0, *outputs)
+        if status:
+            raise_for(status)
     else:
-        _cuda.wait(m.cuda)
-        status = function(ctx, m.ptr, *args, TOPK_DEVICE_POINTERS, *outputs)
-    if status:
-        raise_for(status)
+        _cuda.call(m.cuda, function, ctx, m.ptr, *args, TOPK_DEVICE_POINTERS, *outputs)
 
 
 def _address(array):
@@ -55,7 +79,8 @@ def sample(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed=
     if temperatures is not None or top_ks is not None or top_ps is not None or min_ps is not None:
         per_row = temperatures, top_ks, top_ps, min_ps  # kept alive until the call returns
         params.temperatures, params.top_ks, params.top_ps, params.min_ps = map(_address, per_row)
-    params.seed, params.offset = operator.index(seed) & _U64, operator.index(offset) & _U64
+    params.seed, params.seeds, seeds = _generator_state(m, seed, "seed")  # seeds, offsets: kept alive until
+    params.offset, params.offsets, offsets = _generator_state(m, offset, "offset")  # the call returns
     tokens = m.empty(None, "int64")
     probs = m.empty(None, "float32") if return_probs else None
     if m.batch:

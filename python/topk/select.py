@@ -2,10 +2,10 @@
 
 The common call (a 2-D NumPy array or torch tensor read in place, dim=-1, with or without a right out=)
 is served by the C extension topk._fast when it was built (python/topk/_fast.c: the same checks, the same
-allocators, the same stream wait and the same topk_select, in one C call). topk is then a C function with
-_python_topk's arguments and docstring, which hands every call it does not serve to _python_topk as it
-came. TOPK_PY_FAST=0 turns the extension off (topk is _python_topk), TOPK_PY_FAST=1 requires it (an
-ImportError if it is not there), and a path loads that file (the CMake build's, for its tests).
+allocators, the same steps as topk._cuda.call on CUDA data and the same topk_select, in one C call). topk
+is then a C function with _python_topk's arguments and docstring, which hands every call it does not serve
+to _python_topk as it came. TOPK_PY_FAST=0 turns the extension off (topk is _python_topk), TOPK_PY_FAST=1
+requires it (an ImportError if it is not there), and a path loads that file (the CMake build's, for its tests).
 """
 import ctypes
 import importlib.util
@@ -39,6 +39,11 @@ def _import_fast(setting):
     return module
 
 
+def _address(function):
+    """A ctypes function's address; 0 for a libtopk without it (topk._fast then leaves CUDA data to Python)."""
+    return ctypes.cast(function, ctypes.c_void_p).value if isinstance(function, ctypes._CFuncPtr) else 0
+
+
 def _fast_path():
     """(topk._fast.topk, the C entry that init() makes), handed what they need, or (None, None) (see the
     module's docstring). topk._fast.topk(x, k, dim, largest, backend, out) is the served call alone: None
@@ -52,8 +57,8 @@ def _fast_path():
         if setting:
             raise ImportError(f"topk: TOPK_PY_FAST={setting} but the C fast path cannot be loaded: {error}") from error
         return None, None
-    entry = fast.init(ctypes.cast(_select, ctypes.c_void_p).value, TopK, _backends._contexts, raise_for, fast_kind,
-                      _cuda, _python_topk)
+    entry = fast.init(ctypes.cast(_select, ctypes.c_void_p).value, _address(_cuda.set_stream),
+                      _address(_cuda.last_error), TopK, _backends._contexts, raise_for, fast_kind, _cuda, _python_topk)
     return fast.topk, entry
 
 
@@ -101,12 +106,13 @@ def _python_topk(x, k, dim=-1, largest=True, backend=None, *, out=None, copy=Fal
         values_ptr, indices_ptr = pointers
     if batch and k:
         flags = 0 if largest else TOPK_SMALLEST
-        if cuda is not None:  # after the outputs are allocated: see topk._arrays
-            flags |= TOPK_DEVICE_POINTERS
-            _cuda.wait(cuda)
-        status = _select(context(backend, cuda), ptr, code, batch, vocab, stride, k, flags, values_ptr, indices_ptr)
-        if status:
-            raise_for(status)
+        if cuda is None:
+            status = _select(context(backend, None), ptr, code, batch, vocab, stride, k, flags, values_ptr, indices_ptr)
+            if status:
+                raise_for(status)
+        else:  # enqueued on torch's current stream (topk._cuda)
+            _cuda.call(cuda, _select, context(backend, cuda), ptr, code, batch, vocab, stride, k,
+                       flags | TOPK_DEVICE_POINTERS, values_ptr, indices_ptr)
     if m is not None and m.dim != -1:
         return TopK(m.restore(values), m.restore(indices))
     return _new_tuple(TopK, (values, indices))

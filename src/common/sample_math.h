@@ -211,6 +211,15 @@ SAMPLE_INLINE uint64_t sample_philox(uint64_t seed, uint64_t offset, uint64_t ro
     return (uint64_t)c1 << 32 | c0;
 }
 
+/* Row `row`'s random bits (topk.h): (offset, row) under seed; with per-row seeds, (offsets[row] or
+ * offset, 0) under seeds[row], so that the row's position does not matter. */
+SAMPLE_INLINE uint64_t sample_row_random(uint64_t seed, uint64_t offset, const uint64_t *seeds,
+                                         const uint64_t *offsets, int64_t row)
+{
+    uint64_t o = offsets ? offsets[row] : offset;
+    return seeds ? sample_philox(seeds[row], o, 0) : sample_philox(seed, o, (uint64_t)row);
+}
+
 /* The least mass a top-p prefix must reach: ceil(p * S) in double, within [1, S]. */
 SAMPLE_INLINE uint64_t sample_top_p_target(float top_p, uint64_t total)
 {

@@ -66,7 +66,8 @@ static void run_row(const topk_sample_problem *p, int64_t r, sample_mem *mem, fl
     sample_view v = {.row = sample_input_row(p, r), .dtype = p->dtype, .vocab = p->vocab};
     switch (p->op) {
     case SAMPLE_OP_SAMPLE: {
-        sample_pick pick = sample_team_draw_row(t, v, *rp, sample_philox(p->seed, p->offset, (uint64_t)r), cache);
+        sample_pick pick = sample_team_draw_row(t, v, *rp, sample_row_random(p->seed, p->offset, p->seeds, p->offsets, r),
+                                                cache);
         ((int64_t *)p->out)[r] = pick.token;
         if (p->probs) p->probs[r] = pick.prob;
         break;
@@ -119,7 +120,7 @@ topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t c
         int64_t n = p->op == SAMPLE_OP_SAMPLE ? list_length(&p->rows[r], p->vocab) : 0;
         if (n && list_composites(p, values + r * longest * elem, indices + r * longest, n, list)) {
             sample_pick pick = sample_from_list(sample_input_row(p, r), p->dtype, p->vocab, list, n, list + n,
-                                                p->rows[r], sample_philox(p->seed, p->offset, (uint64_t)r));
+                                                p->rows[r], sample_row_random(p->seed, p->offset, p->seeds, p->offsets, r));
             ((int64_t *)p->out)[r] = pick.token;
             if (p->probs) p->probs[r] = pick.prob;
         } else {
