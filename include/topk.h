@@ -328,8 +328,9 @@ TOPK_API topk_status topk_top_k_mask_logits(topk_ctx *ctx, const void *logits, t
  * sampling parameters, flags and root, in the same order as its other collective calls (SPMD). The
  * arguments are agreed on first (one small allgather): a call that is wrong on any rank returns the same
  * error on every rank (the first in rank order; TOPK_ERR_BAD_SHARDS when the ranks disagree or the
- * shards do not tile [0, global_vocab) exactly) and writes nothing anywhere. Only a bad comm itself
- * returns at once on the rank that passed it, since that rank cannot take part. A failing communicator
+ * shards do not tile [0, global_vocab) exactly) and writes nothing anywhere. Only a bad comm or root
+ * returns at once on the rank that passed it, since that rank cannot take part (as does a rank that
+ * cannot allocate comm->size x 88 bytes for the headers). A failing communicator
  * op returns TOPK_ERR_COMM on the rank that saw it (the other ranks may then wait forever, as in any
  * collective; MPI's default error handler aborts the job first).
  *
