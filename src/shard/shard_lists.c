@@ -7,7 +7,11 @@
 
 #include "shard_lists.h"
 
-static size_t block_bytes(const shard_lists *l) { return (size_t)(l->batch * l->slots) * (size_t)(8 + l->elem); }
+/* A rank's block, rounded up to 8 bytes so that every rank's composites are aligned where they arrive. */
+static size_t block_bytes(const shard_lists *l)
+{
+    return ((size_t)(l->batch * l->slots) * (size_t)(8 + l->elem) + 7) & ~(size_t)7;
+}
 
 topk_status shard_lists_alloc(shard_lists *l, const topk_comm *comm, int root, int64_t batch, int64_t slots, int elem)
 {

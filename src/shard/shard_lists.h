@@ -13,7 +13,8 @@
 
 #include "shard.h"
 
-/* Each rank's block: batch x slots composites, then batch x slots values of elem bytes, row r's list
+/* Each rank's block: batch x slots composites, then batch x slots values of elem bytes (then up to 7 bytes
+ * of padding), row r's list
  * best first at r * slots; unused slots hold composite 0, which no element has (its column would be
  * 2^32 - 1), so it loses every comparison. */
 typedef struct shard_lists {
