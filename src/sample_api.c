@@ -54,8 +54,7 @@ static topk_status check_call(const topk_ctx *ctx, const void *input, topk_dtype
     return TOPK_OK;
 }
 
-/* Fills rows[0..batch) with each row's filters (per-row arrays win over the scalars) and checks them. */
-static topk_status resolve_rows(const topk_sampling *sp, int64_t batch, int64_t vocab, sample_row *rows)
+topk_status topk_sample_resolve_rows(const topk_sampling *sp, int64_t batch, int64_t vocab, sample_row *rows)
 {
     for (int64_t r = 0; r < batch; r++) {
         sample_row *row = &rows[r];
@@ -101,7 +100,7 @@ topk_status topk_sample(topk_ctx *ctx, const void *logits, topk_dtype dtype, int
     if (!params) return TOPK_ERR_NULL_POINTER;
     sample_row *rows = new_rows(batch);
     if (!rows) return TOPK_ERR_OUT_OF_MEMORY;
-    if ((s = resolve_rows(params, batch, vocab, rows)) != TOPK_OK) {
+    if ((s = topk_sample_resolve_rows(params, batch, vocab, rows)) != TOPK_OK) {
         free(rows);
         return s;
     }
