@@ -38,6 +38,12 @@ def splits(world, vocab):
     return [even, uneven, even[::-1]]
 
 
+def dtypes(world, s):
+    """The dtypes to test split s in: all of them, or one per split above 2 ranks, where every collective
+    costs context switches on CI's 2 cores (each dtype still meets every split kind at some world size)."""
+    return DTYPES if world <= 2 else DTYPES[s % 3:s % 3 + 1]
+
+
 def whole_rows(dtype, seed):
     """The same rows on every rank (ties, NaN, +-inf and +-0 included), of shape (BATCH, 2, VOCAB) every
     other seed so that leading axes are tested too."""
@@ -48,19 +54,18 @@ def whole_rows(dtype, seed):
 def check_select(rank, world):
     for s, split in enumerate(splits(world, VOCAB)):
         first, width = split[rank]
-        for dtype in DTYPES:
+        for dtype in dtypes(world, s):
             x = whole_rows(dtype, seed=s)
             shard = x[..., first:first + width]  # a view: rows keep the whole row's stride
-            for k in (1, 7, 64, VOCAB):
-                for largest in (True, False):
-                    for root in (None, world - 1):
-                        got = topk.shard_topk(shard, k, first, VOCAB, root=root, largest=largest)
-                        if root is not None and rank != root:
-                            assert got is None
-                            continue
-                        want = topk.topk(x, k, largest=largest)
-                        assert_same_bits(got.values, want.values)
-                        assert_same_bits(got.indices, want.indices)
+            for k in (1, 64, VOCAB):
+                for largest, root in ((True, None), (False, None), (True, world - 1)):
+                    got = topk.shard_topk(shard, k, first, VOCAB, root=root, largest=largest)
+                    if root is not None and rank != root:
+                        assert got is None
+                        continue
+                    want = topk.topk(x, k, largest=largest)
+                    assert_same_bits(got.values, want.values)
+                    assert_same_bits(got.indices, want.indices)
 
 
 FILTERS = [{}, {"temperature": 0.0}, {"top_k": 20}, {"top_p": 0.9}, {"min_p": 0.2},
@@ -71,12 +76,11 @@ FILTERS = [{}, {"temperature": 0.0}, {"top_k": 20}, {"top_p": 0.9}, {"min_p": 0.
 def check_sample(rank, world):
     for s, split in enumerate(splits(world, VOCAB)):
         first, width = split[rank]
-        for dtype in DTYPES:
+        for d, dtype in enumerate(dtypes(world, s)):
             x = torch.from_numpy(logits(BATCH, VOCAB, seed=10 + s, special=True)).to(getattr(torch, dtype))
             shard = x[:, first:first + width]
             for filters in FILTERS:
-                for seed, offset in ((1, 0), (2, 5), ([3, 4, 5], [0, 1, 2])):
-                    root = None if seed != 2 else 0
+                for seed, offset, root in ((10 * s + d, d, None), ([3, 4, 5 + d], [0, 1, 2 + s], 0)):
                     got = topk.shard_sample(shard, first, VOCAB, **filters, seed=seed, offset=offset, root=root,
                                             return_probs=True)
                     if root is not None and rank != root:
