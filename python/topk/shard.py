@@ -9,7 +9,9 @@ batch, dtype, global vocab, k or sampling parameters, largest and root, in the s
 collectives. libtopk agrees on the call first: a call that is wrong on any rank (a k or seed that differs
 between ranks, shards that do not tile the row) raises the same error on every rank. Only the checks made
 here in Python (an input that is not an array, per-row parameters of the wrong length) raise on the rank
-that makes them.
+that makes them. A collective that fails raises TOPK_ERR_COMM, with torch's exception as the cause, on
+the ranks where it failed; a rank left waiting for a peer that failed early raises it when the group's
+timeout (init_process_group's timeout=) ends its own collective.
 
 The exchange runs on the group's CPU collectives (gloo; topk._torch_comm). This build reads shards in host
 memory only: CUDA tensors raise TOPK_ERR_UNSUPPORTED on every rank, and so does a group whose only
