@@ -121,6 +121,28 @@ def check_errors(rank, world):
     assert topk.shard_topk(shard, 2, first, 10).indices.tolist() == [[0, 1], [0, 1]]  # and the group still works
 
 
+def check_subgroup(rank, world):
+    """A group of every rank but the first, with a root: its ranks are not the default group's."""
+    if world < 3:
+        return
+    members = list(range(1, world))
+    group = dist.new_group(members, backend="gloo")  # every rank calls it, members or not
+    if rank == 0:
+        return
+    me, size = members.index(rank), len(members)
+    first, width = VOCAB * me // size, VOCAB * (me + 1) // size - VOCAB * me // size
+    x = whole_rows("float32", seed=4)
+    got = topk.shard_topk(x[:, first:first + width], 10, first, VOCAB, group=group, root=1)
+    tokens = topk.shard_sample(x[:, first:first + width], first, VOCAB, top_p=0.9, seed=3, group=group)
+    assert_same_bits(tokens, topk.sample(x, top_p=0.9, seed=3))
+    if me != 1:
+        assert got is None
+        return
+    want = topk.topk(x, 10)
+    assert_same_bits(got.values, want.values)
+    assert_same_bits(got.indices, want.indices)
+
+
 def _rank_main(rank, world, init_method, checks):
     dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world,
                             timeout=datetime.timedelta(seconds=60))
@@ -136,7 +158,7 @@ def test_equals_one_process(world):
     with tempfile.TemporaryDirectory() as folder:
         torch.multiprocessing.start_processes(_rank_main, nprocs=world, start_method="fork",
                                               args=(world, f"file://{os.path.join(folder, 'rendezvous')}",
-                                                    (check_select, check_sample, check_errors)))
+                                                    (check_select, check_sample, check_errors, check_subgroup)))
 
 
 def test_without_a_group_says_so():
