@@ -22,7 +22,7 @@ import operator
 
 from ._arrays import Matrix
 from ._backends import context
-from ._library import ALL_RANKS, C, STATUSES, TOPK_DEVICE_POINTERS, TOPK_SMALLEST, Shard, raise_for
+from ._library import ALL_RANKS, C, STATUSES, TOPK_DEVICE_POINTERS, TOPK_SMALLEST, Shard, TopkError, raise_for
 from ._torch_comm import TorchComm
 from .sampling import sampling_params
 from .select import TopK
@@ -77,7 +77,7 @@ def _comm(group):
     """The topk_comm of a process group, refusing one whose collectives cannot take host tensors."""
     import torch.distributed as dist
     if not dist.is_available() or not dist.is_initialized():
-        raise RuntimeError("topk.shard_*: torch.distributed is not initialised (call init_process_group, as "
+        raise TopkError("topk.shard_*: torch.distributed is not initialised (call init_process_group, as "
                            "torchrun's scripts do)")
     if dist.get_backend(group) == "nccl":
         raise_for(_UNSUPPORTED, "the group's backend is NCCL alone, and the vocab-sharded calls of this build "
