@@ -90,7 +90,7 @@ def sampling_params(m, temperature, top_k, top_p, min_p, seed, offset):
     params.top_p, top_ps = m.per_row(top_p, 1.0, _c_float, "top_p")
     params.min_p, min_ps = m.per_row(min_p, 0.0, _c_float, "min_p")
     per_row = [temperatures, top_ks, top_ps, min_ps]
-    if any(array is not None for array in per_row):
+    if temperatures is not None or top_ks is not None or top_ps is not None or min_ps is not None:
         params.temperatures, params.top_ks, params.top_ps, params.min_ps = map(_address, per_row)
     params.seed, params.seeds, seeds = _generator_state(m, seed, "seed")
     params.offset, params.offsets, offsets = _generator_state(m, offset, "offset")
