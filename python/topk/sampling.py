@@ -71,22 +71,30 @@ def sample(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed=
     Returns int64 tokens shaped logits.shape[:-1] (and, with return_probs, each chosen token's float32
     probability under the filtered, renormalised distribution), of the input's kind and device."""
     m = Matrix(logits, -1, copy, "logits")
-    params = _sampling_default()
-    params.temperature, temperatures = m.per_row(temperature, 1.0, _c_float, "temperature")
-    params.top_k, top_ks = m.per_row(top_k, 0, _c_int64, "top_k")
-    params.top_p, top_ps = m.per_row(top_p, 1.0, _c_float, "top_p")
-    params.min_p, min_ps = m.per_row(min_p, 0.0, _c_float, "min_p")
-    if temperatures is not None or top_ks is not None or top_ps is not None or min_ps is not None:
-        per_row = temperatures, top_ks, top_ps, min_ps  # kept alive until the call returns
-        params.temperatures, params.top_ks, params.top_ps, params.min_ps = map(_address, per_row)
-    params.seed, params.seeds, seeds = _generator_state(m, seed, "seed")  # seeds, offsets: kept alive until
-    params.offset, params.offsets, offsets = _generator_state(m, offset, "offset")  # the call returns
+    # per_row: the arrays that params points to, alive until the call returns
+    params, per_row = sampling_params(m, temperature, top_k, top_p, min_p, seed, offset)
     tokens = m.empty(None, "int64")
     probs = m.empty(None, "float32") if return_probs else None
     if m.batch:
         _call(m, backend, _sample, (m.code, m.batch, m.vocab, m.stride, _byref(params)),
               (m.pointer(tokens), None if probs is None else m.pointer(probs)))
     return (tokens, probs) if return_probs else tokens
+
+
+def sampling_params(m, temperature, top_k, top_p, min_p, seed, offset):
+    """sample()'s arguments for the rows of m as a topk_sampling, and the per-row arrays it points to (the
+    caller keeps them alive until the C call returns)."""
+    params = _sampling_default()
+    params.temperature, temperatures = m.per_row(temperature, 1.0, _c_float, "temperature")
+    params.top_k, top_ks = m.per_row(top_k, 0, _c_int64, "top_k")
+    params.top_p, top_ps = m.per_row(top_p, 1.0, _c_float, "top_p")
+    params.min_p, min_ps = m.per_row(min_p, 0.0, _c_float, "min_p")
+    per_row = [temperatures, top_ks, top_ps, min_ps]
+    if temperatures is not None or top_ks is not None or top_ps is not None or min_ps is not None:
+        params.temperatures, params.top_ks, params.top_ps, params.min_ps = map(_address, per_row)
+    params.seed, params.seeds, seeds = _generator_state(m, seed, "seed")
+    params.offset, params.offsets, offsets = _generator_state(m, offset, "offset")
+    return params, per_row + [seeds, offsets]
 
 
 def softmax(logits, temperature=1.0, *, backend=None, copy=False):
