@@ -67,7 +67,8 @@ typedef enum topk_status {
     TOPK_ERR_OUT_OF_MEMORY = 11,     /* a workspace could not be allocated */
     TOPK_ERR_DEVICE_FAILURE = 12,    /* the GPU runtime reported a failure */
     TOPK_ERR_BAD_SAMPLING = 13,      /* a sampling parameter is out of range (temperature, top_k, top_p, min_p) */
-    TOPK_ERR_STREAM_CAPTURING = 14,  /* the CUDA stream is capturing a graph and this call cannot be captured */
+    TOPK_ERR_STREAM_CAPTURING = 14,  /* the stream is capturing a graph that cannot hold this call (the Python
+                                        binding's, for per-row values in host memory: the C calls never need it) */
     TOPK_STATUS_COUNT                /* not a status: the number of them in this version */
 } topk_status;
 
@@ -154,8 +155,8 @@ TOPK_API topk_status topk_ctx_get_param(const topk_ctx *ctx, topk_param param, i
  * different streams never share buffers). Buffers a stream call used stay allocated until topk_ctx_free,
  * which first waits for the device (cuCtxSynchronize; the streams may be destroyed before it): a graph that captured a call must not be replayed after
  * topk_ctx_free. The first call of a shape may allocate; inside a capture that allocation is not part of
- * the graph. A capture may not hold per-row sampling parameters given in host memory
- * (TOPK_ERR_STREAM_CAPTURING): give one value for the call.
+ * the graph. Per-row sampling parameters are device memory in such calls (TOPK_DEVICE_POINTERS), read at
+ * each replay.
  * Threads: the stream is the context's; threads that use different streams use different contexts (or
  * set the stream and call under a lock of their own). A context knows a stream by its handle: before
  * destroying a stream it used, let the stream finish (cuStreamSynchronize), since a new stream may get the
@@ -251,9 +252,12 @@ TOPK_API const char *topk_ctx_tuning_device(const topk_ctx *ctx);
  * ~32 temperatures under the best). Rows may hold up to 2^32 - 1 elements (else TOPK_ERR_BAD_SHAPE).
  *
  * Each filter is optional, and is given either as one value for the call or as one value per row
- * (a host array of batch values, which then wins over the scalar). The per-row arrays are always host
- * memory, also with TOPK_DEVICE_POINTERS (which applies to logits, tokens and probs). A value out of
- * range returns TOPK_ERR_BAD_SAMPLING. */
+ * (an array of batch values, which then wins over the scalar). Per-row arrays (temperatures, top_ks,
+ * top_ps, min_ps, seeds, offsets, and the helpers' below) are where the call's other pointers are: host
+ * memory, or GPU memory with TOPK_DEVICE_POINTERS, read only by the kernel, so that the host reads nothing
+ * during the call and a CUDA graph replays whatever the arrays hold then. A value out of range returns
+ * TOPK_ERR_BAD_SAMPLING when the host can read it (scalars, host arrays); one in device memory makes its
+ * row's result invalid instead: token -1 with probability NaN (topk_sample), a row of NaN (the helpers). */
 typedef struct topk_sampling {
     float temperature;          /* finite, >= 0; 0 means greedy: the row's best token (NaN counting as -inf) */
     int64_t top_k;              /* 0 = off; else keep the top_k best logits (1..vocab) */
@@ -267,9 +271,12 @@ typedef struct topk_sampling {
     uint64_t offset;            /* Philox counter offset: advance it between calls (e.g. by 1 per step) */
     const uint64_t *seeds;      /* per row, or NULL: row r's own key, and then its draw depends on nothing
                                    else (not on r, nor on the batch): the same request draws the same token
-                                   at any row of any batch. Host memory, or GPU memory with
-                                   TOPK_DEVICE_POINTERS (read by the kernel: a CUDA graph replays new values) */
+                                   at any row of any batch */
     const uint64_t *offsets;    /* per row, or NULL: row r's counter offset; memory as for seeds */
+    int64_t max_top_k;          /* with top_ks in device memory: no row's top_k is above this (0: unknown).
+                                   A speed hint: the GPU selects this many candidates a row for top-k
+                                   sampling; a row with a larger top_k is still exact, sampled the slower
+                                   whole-row way. Ignored otherwise (the host reads top_ks). */
 } topk_sampling;
 
 /* The defaults: temperature 1, every filter off, seed 0, offset 0. */
@@ -284,14 +291,14 @@ TOPK_API topk_status topk_sample(topk_ctx *ctx, const void *logits, topk_dtype d
                                  int64_t *tokens_out, float *probs_out);
 
 /* softmax(logits / temperature) of each row into probs_out (batch x vocab fp32, dense), exactly the
- * probabilities topk_sample draws from with no filter. temperatures: NULL, or batch host floats
+ * probabilities topk_sample draws from with no filter. temperatures: NULL, or batch floats (memory as above)
  * overriding `temperature`; temperature must be finite and > 0. */
 TOPK_API topk_status topk_softmax(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch, int64_t vocab,
                                   int64_t row_stride, float temperature, const float *temperatures, unsigned flags,
                                   float *probs_out);
 
 /* Keeps the top_k largest probabilities of each row (the total order decides ties), zeroes the rest
- * and renormalises: probs_out is batch x vocab fp32, dense. top_ks: NULL or batch host values; 0 or
+ * and renormalises: probs_out is batch x vocab fp32, dense. top_ks: NULL or batch values (memory as above); 0 or
  * vocab keeps every entry. probs need not sum to 1; NaN, negative and +inf entries count as 0, and a row
  * whose kept mass is 0 is written as zeros. */
 TOPK_API topk_status topk_top_k_renorm_probs(topk_ctx *ctx, const float *probs, int64_t batch, int64_t vocab,
@@ -299,14 +306,14 @@ TOPK_API topk_status topk_top_k_renorm_probs(topk_ctx *ctx, const float *probs, 
                                              unsigned flags, float *probs_out);
 
 /* Keeps the smallest best-first prefix of each row whose mass is >= top_p times the row's mass, zeroes
- * the rest and renormalises: probs_out is batch x vocab fp32, dense. top_ps: NULL or batch host values
+ * the rest and renormalises: probs_out is batch x vocab fp32, dense. top_ps: NULL or batch values (memory as above)
  * in (0, 1]. Entries are read as by topk_top_k_renorm_probs. */
 TOPK_API topk_status topk_top_p_renorm_probs(topk_ctx *ctx, const float *probs, int64_t batch, int64_t vocab,
                                              int64_t row_stride, float top_p, const float *top_ps, unsigned flags,
                                              float *probs_out);
 
 /* Copies logits to logits_out (batch x vocab of dtype, dense) with every entry outside the row's top_k
- * set (ranked as topk_sample ranks: NaN as -inf) set to -inf. top_ks: NULL or batch host values; 0 or
+ * set (ranked as topk_sample ranks: NaN as -inf) set to -inf. top_ks: NULL or batch values (memory as above); 0 or
  * vocab keeps every entry. */
 TOPK_API topk_status topk_top_k_mask_logits(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch,
                                             int64_t vocab, int64_t row_stride, int64_t top_k,

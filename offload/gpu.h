@@ -58,20 +58,16 @@ struct topk_gpu {
 topk_status topk_gpu_workspace(topk_gpu *gpu, void *stream, size_t scratch_bytes, size_t ticket_bytes,
                                topk_workspace **out);
 
-/* Copies bytes of host memory to device memory at `to`: in order on `stream`, or synchronously when it
- * is NULL. With the lock held. */
-topk_status topk_gpu_upload(topk_gpu *gpu, void *stream, void *to, const void *from, size_t bytes);
-
-/* Whether gpu->stream is capturing a CUDA graph (false without a stream). */
-bool topk_gpu_capturing(topk_gpu *gpu);
+/* Copies bytes of host memory to device memory at `to`, synchronously (only calls on host memory, which
+ * never go on a stream, have parameters to copy). With the lock held. */
+topk_status topk_gpu_upload(topk_gpu *gpu, void *to, const void *from, size_t bytes);
 
 /* Rounds a workspace reservation up (to 1 MiB) so that slowly growing calls do not reallocate every time. */
 size_t topk_grown(size_t needed);
 
-/* streams.c: the streams' side of topk_gpu_workspace and topk_gpu_upload, and freeing what they hold. */
+/* streams.c: the streams' side of topk_gpu_workspace, and freeing what they hold. */
 topk_status topk_gpu_stream_workspace(topk_gpu *gpu, void *stream, size_t scratch_bytes, size_t ticket_bytes,
                                       topk_workspace **out);
-topk_status topk_gpu_stream_upload(topk_gpu *gpu, void *stream, void *to, const void *from, size_t bytes);
 void topk_gpu_close_streams(topk_gpu *gpu);
 
 /* Through the CUDA driver, loaded at run time (never linked): if the device's primary context is in

@@ -74,7 +74,8 @@ class Sampling(ctypes.Structure):
     """struct topk_sampling."""
     _fields_ = [("temperature", _float), ("top_k", _i64), ("top_p", _float), ("min_p", _float),
                 ("temperatures", _ptr), ("top_ks", _ptr), ("top_ps", _ptr), ("min_ps", _ptr),
-                ("seed", ctypes.c_uint64), ("offset", ctypes.c_uint64), ("seeds", _ptr), ("offsets", _ptr)]
+                ("seed", ctypes.c_uint64), ("offset", ctypes.c_uint64), ("seeds", _ptr), ("offsets", _ptr),
+                ("max_top_k", ctypes.c_int64)]
 
 
 _PROTOTYPES = {

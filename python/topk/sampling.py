@@ -2,9 +2,11 @@
 module (sample_logits) and of nanochat (sample_next_token) on top of them.
 
 Every parameter that libtopk takes per row (temperature, top_k, top_p, min_p) is either one number for
-the call or a sequence / 1-D array / tensor of one value per row (copied to the host: a few bytes). On CUDA
-data the calls are enqueued on torch's current stream (topk._cuda) and can be captured in a CUDA graph,
-with one number per parameter: per-row values in host memory cannot be captured (STREAM_CAPTURING).
+the call or a sequence / 1-D array / tensor of one value per row. On host data the values are read on the
+host; on CUDA data they are a tensor on the logits' device read by the kernel alone (a CUDA tensor is used
+as it is; host values are copied there first). The CUDA calls are enqueued on torch's current stream
+(topk._cuda) with no host wait and can be captured in a CUDA graph, which then replays with whatever the
+per-row tensors hold; per-row values in host memory cannot be captured (STREAM_CAPTURING).
 Draws are Philox-4x32-10 under (seed, offset): the same seed, offset and logits give the same tokens on
 every backend; advance offset between the steps of a decode loop, or let seed=None draw a fresh seed.
 seed and offset may also be given per row (one uint64 per row: a request's own generator, so that its
@@ -59,26 +61,35 @@ def _call(m, backend, function, args, outputs):
         _cuda.call(m.cuda, function, ctx, m.ptr, *args, TOPK_DEVICE_POINTERS, *outputs)
 
 
-def _address(array):
-    return None if array is None else ctypes.addressof(array)
+def _max_top_k(bound, top_k, m):
+    """topk_sampling.max_top_k for per-row top_k: the caller's bound, else for values the host holds their
+    largest; for a CUDA tensor without a bound 0 ("unknown": exact, but rows past a top-k list are sampled
+    the slower whole-row way; reading the tensor's largest would wait for the GPU)."""
+    if bound is not None:
+        return operator.index(bound)
+    if m.cuda is not None and getattr(top_k, "is_cuda", False):
+        return 0
+    values = top_k.tolist() if hasattr(top_k, "tolist") else list(top_k)
+    return max(values, default=0)
 
 
 def sample(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed=0, offset=0, return_probs=False,
-           backend=None, copy=False):
+           backend=None, copy=False, max_top_k=None):
     """One token per row of logits (..., V), drawn from softmax(logits / temperature) restricted to the
     top_k best logits, then the smallest best-first prefix of mass >= top_p, then the tokens with
     p >= min_p * p_max (None: off). temperature 0 is greedy: the row's best logit, ties to the smaller index.
     Returns int64 tokens shaped logits.shape[:-1] (and, with return_probs, each chosen token's float32
-    probability under the filtered, renormalised distribution), of the input's kind and device."""
+    probability under the filtered, renormalised distribution), of the input's kind and device.
+    max_top_k: with top_k per row as a CUDA tensor, no row's top_k is above it (a speed hint, see topk.h)."""
     m = Matrix(logits, -1, copy, "logits")
     params = _sampling_default()
-    params.temperature, temperatures = m.per_row(temperature, 1.0, _c_float, "temperature")
-    params.top_k, top_ks = m.per_row(top_k, 0, _c_int64, "top_k")
-    params.top_p, top_ps = m.per_row(top_p, 1.0, _c_float, "top_p")
-    params.min_p, min_ps = m.per_row(min_p, 0.0, _c_float, "min_p")
-    if temperatures is not None or top_ks is not None or top_ps is not None or min_ps is not None:
-        per_row = temperatures, top_ks, top_ps, min_ps  # kept alive until the call returns
-        params.temperatures, params.top_ks, params.top_ps, params.min_ps = map(_address, per_row)
+    # per-row values (addresses) and their owners, kept alive until the call returns
+    params.temperature, params.temperatures, t_owner = m.per_row(temperature, 1.0, _c_float, "temperature")
+    params.top_k, params.top_ks, k_owner = m.per_row(top_k, 0, _c_int64, "top_k")
+    params.top_p, params.top_ps, p_owner = m.per_row(top_p, 1.0, _c_float, "top_p")
+    params.min_p, params.min_ps, m_owner = m.per_row(min_p, 0.0, _c_float, "min_p")
+    if k_owner is not None:
+        params.max_top_k = _max_top_k(max_top_k, top_k, m)
     params.seed, params.seeds, seeds = _generator_state(m, seed, "seed")  # seeds, offsets: kept alive until
     params.offset, params.offsets, offsets = _generator_state(m, offset, "offset")  # the call returns
     tokens = m.empty(None, "int64")
@@ -92,7 +103,7 @@ def sample(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed=
 def softmax(logits, temperature=1.0, *, backend=None, copy=False):
     """softmax(logits / temperature) over the last axis, as float32 (temperature: a number or one per row)."""
     m = Matrix(logits, -1, copy, "logits")
-    scalar, per_row = m.per_row(temperature, 1.0, _c_float, "temperature")
+    scalar, per_row, owner = m.per_row(temperature, 1.0, _c_float, "temperature")
     probs = m.empty(m.vocab, "float32")
     if m.batch:
         _call(m, backend, _softmax, (m.code, m.batch, m.vocab, m.stride, scalar, per_row),
@@ -106,7 +117,7 @@ def _renorm(function, probs, value, default, ctype, name, backend, copy):
     m = Matrix(probs, -1, copy, "probs")
     if m.code != _F32:
         raise TopkTypeError(f"probs must be float32, not {m.dtype}")
-    scalar, per_row = m.per_row(value, default, ctype, name)
+    scalar, per_row, owner = m.per_row(value, default, ctype, name)
     out = m.empty(m.vocab, "float32")
     if m.batch:
         _call(m, backend, function, (m.batch, m.vocab, m.stride, scalar, per_row), (m.pointer(out),))
@@ -126,7 +137,7 @@ def top_p_renorm_probs(probs, top_p, *, backend=None, copy=False):
 def top_k_mask_logits(logits, top_k, *, backend=None, copy=False):
     """A copy of logits with every entry outside its row's top_k set to -inf (same dtype)."""
     m = Matrix(logits, -1, copy, "logits")
-    scalar, per_row = m.per_row(top_k, 0, _c_int64, "top_k")
+    scalar, per_row, owner = m.per_row(top_k, 0, _c_int64, "top_k")
     out = m.empty(m.vocab)
     if m.batch:
         _call(m, backend, _top_k_mask, (m.code, m.batch, m.vocab, m.stride, scalar, per_row),

@@ -36,6 +36,14 @@ typedef struct sample_row {
     int64_t top_k;
 } sample_row;
 
+/* A call's per-row parameter arrays, each batch values or NULL (the call's scalar then serves every
+ * row). On the GPU they are device memory: the caller's with TOPK_DEVICE_POINTERS, else a copy. */
+typedef struct sample_arrays {
+    const float *temperatures;
+    const int64_t *top_ks;
+    const float *top_ps, *min_ps;
+} sample_arrays;
+
 /* What a row's draw gave. */
 typedef struct sample_pick {
     int64_t token;
@@ -209,6 +217,27 @@ SAMPLE_INLINE uint64_t sample_philox(uint64_t seed, uint64_t offset, uint64_t ro
         k1 += 0xBB67AE85u;
     }
     return (uint64_t)c1 << 32 | c0;
+}
+
+/* Row r's parameters: its entry of each per-row array, else the call's scalar. */
+SAMPLE_INLINE sample_row sample_row_at(sample_arrays a, sample_row every, int64_t r)
+{
+    return (sample_row){.temperature = a.temperatures ? a.temperatures[r] : every.temperature,
+                        .top_p = a.top_ps ? a.top_ps[r] : every.top_p,
+                        .min_p = a.min_ps ? a.min_ps[r] : every.min_p,
+                        .top_k = a.top_ks ? a.top_ks[r] : every.top_k};
+}
+
+/* Whether a row's parameters are in range (topk.h): temperature finite and >= 0 (> 0 for topk_softmax,
+ * where 0 has no meaning), top_k in [0, vocab], top_p in (0, 1], min_p in [0, 1]. The host checks
+ * parameters it can read before a call; a kernel checks those it reads from device memory. NaN fails
+ * every comparison, so it is out of range everywhere. */
+SAMPLE_INLINE bool sample_row_valid(sample_row rp, int64_t vocab, bool zero_temperature_allowed)
+{
+    float t = rp.temperature;
+    bool t_ok = t == t && t <= 3.4028234663852886e38f && (zero_temperature_allowed ? t >= 0.0f : t > 0.0f);
+    return t_ok && rp.top_k >= 0 && rp.top_k <= vocab && rp.top_p > 0.0f && rp.top_p <= 1.0f && rp.min_p >= 0.0f &&
+           rp.min_p <= 1.0f;
 }
 
 /* Row `row`'s random bits (topk.h): (offset, row) under seed; with per-row seeds, (offsets[row] or
