@@ -49,20 +49,12 @@ def main():
         fi_top_k = flashinfer_shim.top_k if flashinfer_shim.available()[0] else None
     print(f"# top-k as CUDA graphs on {torch.cuda.get_device_name()}, matrix {o.matrix}, median of {o.reps} "
           f"replays (CUDA events); torch {torch.__version__}; flashinfer {'yes' if fi_top_k else 'no'}")
-    # the host's cost of one call from Python: 1000 back-to-back calls on a small case, no wait between
-    import time
+    # the host's cost of one call from Python (host_cost.py: 1000 calls in bursts that never fill the queue)
+    from host_cost import CALLS, host_us
     small = torch.randn(1, 4096, device="cuda").to(torch.bfloat16)
     for name, call in [("topk.topk", lambda: topk.topk(small, 50)),
                        ("topk.sample", lambda: topk.sample(small, 0.7, 50, 0.9, seed=1))]:
-        for _ in range(100):
-            call()
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(1000):
-            call()
-        host = (time.perf_counter() - t0) * 1e3
-        torch.cuda.synchronize()
-        print(f"# python enqueue: {name} 1 x 4096 bf16 k 50: {host:.2f} us/call on the host over 1000 calls")
+        print(f"# python enqueue: {name} 1 x 4096 bf16 k 50: {host_us(call):.2f} us/call on the host over {CALLS} calls")
     print(f"{'batch':>5} {'vocab':>7} {'k':>5} {'dtype':<5} {'ours_graph':>10} {'torch_graph':>11} {'fi_graph':>8} "
           f"{'ours_eager':>10} {'torch_eager':>11} {'fi_eager':>8} {'vs_torch':>8} {'vs_fi':>6}")
     for batch, vocab, k, dtype in matrix_cases(o.matrix):
