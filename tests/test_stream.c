@@ -153,10 +153,16 @@ Test(stream, sample_equals_synchronous)
         temperatures[r] = r % 4 == 0 ? 0.0f : 0.5f + 0.1f * (float)r;
         top_ks[r] = r % 3 == 0 ? 0 : 1 + r * 7;
     }
+    /* per-row arrays go where the call's other pointers are: device memory (TOPK_DEVICE_POINTERS) */
+    float *device_temperatures = cuda_alloc(sizeof temperatures);
+    int64_t *device_top_ks = cuda_alloc(sizeof top_ks);
+    cuda_upload(device_temperatures, temperatures, sizeof temperatures);
+    cuda_upload(device_top_ks, top_ks, sizeof top_ks);
     topk_sampling top_k = topk_sampling_default(), top_p = topk_sampling_default(), rows = topk_sampling_default();
     top_k.top_k = 50, top_k.top_p = 0.9f, top_k.temperature = 0.7f, top_k.seed = 11, top_k.offset = 3;
-    top_p.top_p = 0.8f, top_p.min_p = 0.05f, top_p.seed = 12;       /* the whole-row path */
-    rows.temperatures = temperatures, rows.top_ks = top_ks, rows.seed = 13; /* per row: both paths */
+    top_p.top_p = 0.8f, top_p.min_p = 0.05f, top_p.seed = 12; /* the whole-row path */
+    rows.temperatures = device_temperatures, rows.top_ks = device_top_ks, rows.seed = 13; /* per row: both paths */
+    rows.max_top_k = 1 + (B - 1) * 7;
     const topk_sampling *sets[] = {&top_k, &top_p, &rows};
     const int64_t vocabs[] = {4096, 128256};
     for (int v = 0; v < 2; v++)
@@ -174,6 +180,8 @@ Test(stream, sample_equals_synchronous)
                               p_stream[r], (long long)t_sync[r], p_sync[r]);
                 device_matrix_free(&m);
             }
+    cuda_free(device_temperatures);
+    cuda_free(device_top_ks);
     cuda_stream_free(stream);
     topk_ctx_free(ctx);
 }
