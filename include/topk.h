@@ -66,7 +66,8 @@ typedef enum topk_status {
     TOPK_ERR_BAD_MEMORY = 10,        /* device pointers given to a backend that reads host memory */
     TOPK_ERR_OUT_OF_MEMORY = 11,     /* a workspace could not be allocated */
     TOPK_ERR_DEVICE_FAILURE = 12,    /* the GPU runtime reported a failure */
-    TOPK_ERR_BAD_SAMPLING = 13,      /* a sampling parameter is out of range (temperature, top_k, top_p, min_p) */
+    TOPK_ERR_BAD_SAMPLING = 13,      /* a sampling parameter is out of range (temperature, top_k, top_p, min_p,
+                                        a logprobs request's top_n) */
     TOPK_ERR_STREAM_CAPTURING = 14,  /* the stream is capturing a graph that cannot hold this call (the Python
                                         binding's, for per-row values in host memory: the C calls never need it) */
     TOPK_STATUS_COUNT                /* not a status: the number of them in this version */
@@ -289,6 +290,57 @@ TOPK_API topk_sampling topk_sampling_default(void);
 TOPK_API topk_status topk_sample(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch, int64_t vocab,
                                  int64_t row_stride, const topk_sampling *params, unsigned flags,
                                  int64_t *tokens_out, float *probs_out);
+
+/* ---- Logprobs -----------------------------------------------------------------------------------------
+ * topk_sample_logprobs is topk_sample (the same tokens and probabilities, bit for bit, for the same
+ * parameters) that also writes, for each row, any of:
+ *   raw[r]        the chosen token's log-probability under the RAW distribution, log_softmax(logits / T)
+ *                 over the whole row (vLLM's "raw_logprobs"), with T the row's temperature, or T = 1 for a
+ *                 greedy row (temperature 0: the logits' own log_softmax, as vLLM reports raw logprobs).
+ *                 No filter (top-k, top-p, min-p) applies. Computed as (x - max) / T - lse in double and
+ *                 rounded once to float, where max is the row's best logit and lse = log(S / 2^s) is the
+ *                 row's log-sum-exp less max / T, from the integer mass S the sampler's weights give at T
+ *                 (DESIGN.md): exact in any summation order, so identical on every backend.
+ *   processed[r]  the chosen token's log-probability under the PROCESSED distribution (after temperature,
+ *                 top-k, top-p and min-p, renormalised; vLLM's "processed_logprobs"): exactly
+ *                 (float)log((double)probs_out[r]), the log of the probability topk_sample reports, so 0
+ *                 for greedy rows.
+ *   top_tokens[r * top_n + j], top_logprobs[r * top_n + j]   (j < top_n <= TOPK_TOP_LOGPROBS_MAX)
+ *                 the row's top_n tokens (the OpenAI API's top_logprobs) with their RAW log-probabilities,
+ *                 best first under the sampling order: the library's total order with NaN ranked as -inf
+ *                 (ties to the smaller index). Where top_n > vocab, entries j >= vocab are token -1 with
+ *                 log-probability -inf.
+ * Odd rows, as topk_sample treats them: a NaN logit counts as -inf (log-probability -inf); a row holding
+ * +inf gives each of its c +inf tokens -log(c) and every other token -inf; a row of nothing but -inf and
+ * NaN gives its best token (the first) 0 and every other token -inf. A row with parameters in device memory
+ * that are out of range gets NaN everywhere and top tokens -1.
+ * Precision: raw log-probabilities are within 2e-6 * (1 + |logprob|) of log_softmax in exact arithmetic over
+ * the same logits (the error of the library's float exp on the few tokens that dominate the mass, and of
+ * tokens below 2^-s of the best, which weigh 0; see DESIGN.md), and the processed ones within 2e-6 of
+ * log(probs_out) exactly; the tests check both against a float64 reference.
+ * Cost: raw or top logprobs cost one more pass over each row (its mass at the raw temperature); top_n
+ * longer than the row's top-k list (0 for rows without top-k, else top_k; 1 when greedy) a search by
+ * count and a gather as well. processed alone costs one log a row. */
+#define TOPK_TOP_LOGPROBS_MAX 20
+
+/* Which logprobs to write: each output pointer NULL when not wanted; memory as the call's other outputs
+ * (host, or GPU with TOPK_DEVICE_POINTERS). top_n in [0, TOPK_TOP_LOGPROBS_MAX], else TOPK_ERR_BAD_SAMPLING;
+ * with top_n 0, top_tokens and top_logprobs are ignored. */
+typedef struct topk_logprobs {
+    float *raw;           /* batch floats, or NULL */
+    float *processed;     /* batch floats, or NULL */
+    int64_t top_n;        /* tokens a row in top_tokens and top_logprobs */
+    int64_t *top_tokens;  /* batch x top_n int64 (dense, row r at r * top_n), or NULL */
+    float *top_logprobs;  /* batch x top_n floats, same layout, or NULL */
+} topk_logprobs;
+
+/* topk_sample with logprobs (above): tokens_out and probs_out as topk_sample writes them, and the outputs
+ * `logprobs` names (NULL: none, the call is topk_sample). Returns TOPK_OK, or an error status with nothing
+ * written. */
+TOPK_API topk_status topk_sample_logprobs(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch,
+                                          int64_t vocab, int64_t row_stride, const topk_sampling *params,
+                                          unsigned flags, int64_t *tokens_out, float *probs_out,
+                                          const topk_logprobs *logprobs);
 
 /* softmax(logits / temperature) of each row into probs_out (batch x vocab fp32, dense), exactly the
  * probabilities topk_sample draws from with no filter. temperatures: NULL, or batch floats (memory as above)

@@ -24,12 +24,14 @@
 
 /* A row whose parameters (read from device memory) are out of range: token -1 with probability NaN, or
  * a row of NaN (topk.h). */
-SAMPLE_INLINE void sample_invalid_row(sample_team t, int op, int dtype, int64_t vocab, int64_t r, char *out, float *probs)
+SAMPLE_INLINE void sample_invalid_row(sample_team t, int op, int dtype, int64_t vocab, int64_t r, char *out, float *probs,
+                                      sample_logprobs lp)
 {
     if (op == SAMPLE_OP_SAMPLE) {
         if (t.tid == 0) {
             ((int64_t *)out)[r] = -1;
             if (probs) probs[r] = __builtin_nanf("");
+            sample_logprobs_invalid(lp, r);
         }
     } else if (op == SAMPLE_OP_TOP_K_MASK && dtype != TOPK_F32) {
         uint16_t nan = dtype == TOPK_F16 ? 0x7E00u : 0x7FC0u;
@@ -43,7 +45,7 @@ SAMPLE_INLINE void sample_invalid_row(sample_team t, int op, int dtype, int64_t 
 SAMPLE_INLINE void sample_run_team(sample_mem *m, int op, const char *input, int dtype, int64_t batch,
                                  int64_t vocab, int64_t row_stride, sample_arrays arrays, sample_row every,
                                  uint64_t seed, uint64_t offset, const uint64_t *seeds, const uint64_t *offsets,
-                                 char *out, float *probs)
+                                 char *out, float *probs, sample_logprobs lp)
 {
     sample_team t = {m, omp_get_thread_num(), omp_get_num_threads()};
     int elem = dtype == TOPK_F32 ? 4 : 2;
@@ -52,13 +54,14 @@ SAMPLE_INLINE void sample_run_team(sample_mem *m, int op, const char *input, int
         sample_row rp = sample_row_at(arrays, every, r);
         float *dense = (float *)out + r * vocab;
         if (!sample_row_valid(rp, vocab, op != SAMPLE_OP_SOFTMAX))
-            sample_invalid_row(t, op, dtype, vocab, r, out, probs);
+            sample_invalid_row(t, op, dtype, vocab, r, out, probs, lp);
         else if (op == SAMPLE_OP_SAMPLE) {
             sample_pick pick = sample_team_draw_row(t, v, rp, sample_row_random(seed, offset, seeds, offsets, r), 0);
             if (t.tid == 0) {
                 ((int64_t *)out)[r] = pick.token;
                 if (probs) probs[r] = pick.prob;
             }
+            if (sample_logprobs_wanted(lp)) sample_team_logprobs(t, v, rp, 0, 0, pick, lp, r);
         } else if (op == SAMPLE_OP_SOFTMAX)
             sample_team_softmax_row(t, v, rp.temperature, dense);
         else if (op == SAMPLE_OP_TOP_K_RENORM)
@@ -81,7 +84,7 @@ SAMPLE_INLINE void sample_run_team(sample_mem *m, int op, const char *input, int
         sample_run_team(&shared, op, input, dtype, batch, vocab, row_stride,                             \
                         (sample_arrays){temperatures, top_ks, top_ps, min_ps},                           \
                         (sample_row){temperature, top_p, min_p, top_k}, seed, offset, seeds, offsets,    \
-                        out, probs);                                                                     \
+                        out, probs, SAMPLE_LOGPROBS_VALUE);                                              \
     }
 
 /* The launch's scalars, by the names the regions capture: the per-row arrays in device memory or NULL
@@ -98,6 +101,7 @@ SAMPLE_INLINE void sample_run_team(sample_mem *m, int op, const char *input, int
     const float *temperatures = d.arrays.temperatures, *top_ps = d.arrays.top_ps, *min_ps = d.arrays.min_ps; \
     const int64_t *top_ks = d.arrays.top_ks;                                                             \
     const uint64_t *seeds = d.seeds, *offsets = d.offsets;                                               \
+    SAMPLE_LOGPROBS_LOCALS(p)                                                                            \
     (void)device, (void)on_device;
 
 /* The region on the caller's device memory: the stream launcher finds its kernel by this function's name. */
@@ -106,7 +110,7 @@ static void sample_rows_on_device(const topk_gpu *gpu, const topk_sample_problem
 {
     SAMPLE_ROWS_LOCALS
 #pragma omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
-    is_device_ptr(input, out, probs, temperatures, top_ks, top_ps, min_ps, seeds, offsets)
+    is_device_ptr(input, out, probs, temperatures, top_ks, top_ps, min_ps, seeds, offsets, SAMPLE_LOGPROBS_POINTERS)
     SAMPLE_BODY
 }
 
@@ -121,7 +125,8 @@ static topk_status sample_rows_on_stream(topk_gpu *gpu, const topk_sample_proble
                               TOPK_KERNEL_ARG(top_ps), TOPK_KERNEL_ARG(min_ps), TOPK_KERNEL_ARG_F32(temperature),
                               TOPK_KERNEL_ARG_F32(top_p), TOPK_KERNEL_ARG_F32(min_p), TOPK_KERNEL_ARG(top_k),
                               TOPK_KERNEL_ARG(seed), TOPK_KERNEL_ARG(offset), TOPK_KERNEL_ARG(seeds),
-                              TOPK_KERNEL_ARG(offsets), TOPK_KERNEL_ARG(out), TOPK_KERNEL_ARG(probs)};
+                              TOPK_KERNEL_ARG(offsets), TOPK_KERNEL_ARG(out), TOPK_KERNEL_ARG(probs)
+                              SAMPLE_LOGPROBS_KERNEL_ARGS};
     return topk_launch(gpu, "sample_rows_on_device", 0, teams, threads, args, (int)(sizeof args / sizeof args[0]));
 }
 
@@ -134,7 +139,8 @@ static void sample_rows_mapped(const topk_gpu *gpu, const topk_sample_problem *p
     int64_t out_bytes = op == SAMPLE_OP_SAMPLE ? batch * 8 : batch * vocab * (op == SAMPLE_OP_TOP_K_MASK ? elem : 4);
     int64_t prob_count = probs ? batch : 0;
 #pragma omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
-    is_device_ptr(temperatures, top_ks, top_ps, min_ps, seeds, offsets) map(to : input[0 : in_bytes]) map(from : out[0 : out_bytes], probs[0 : prob_count])
+    is_device_ptr(temperatures, top_ks, top_ps, min_ps, seeds, offsets) map(to : input[0 : in_bytes]) map(from : out[0 : out_bytes], probs[0 : prob_count]) \
+    SAMPLE_LOGPROBS_MAP
     SAMPLE_BODY
 }
 

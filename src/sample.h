@@ -13,7 +13,7 @@
 
 /* The five operations, which share validation, dispatch and the GPU region. */
 typedef enum sample_op {
-    SAMPLE_OP_SAMPLE,       /* topk_sample: out is batch int64 tokens, probs NULL or batch floats */
+    SAMPLE_OP_SAMPLE,       /* topk_sample(_logprobs): out is batch int64 tokens, probs NULL or batch floats */
     SAMPLE_OP_SOFTMAX,      /* topk_softmax: out is batch x vocab fp32; rows[r].temperature */
     SAMPLE_OP_TOP_K_RENORM, /* topk_top_k_renorm_probs: fp32 in and out; rows[r].top_k */
     SAMPLE_OP_TOP_P_RENORM, /* topk_top_p_renorm_probs: fp32 in and out; rows[r].top_p */
@@ -35,6 +35,7 @@ typedef struct topk_sample_problem {
     void *out;
     float *probs;
     const uint64_t *seeds, *offsets; /* per row or NULL; device memory when the call has device pointers */
+    sample_logprobs lp;              /* topk_sample_logprobs's outputs (all NULL, top_n 0: none) */
 } topk_sample_problem;
 
 /* Row r's first input element. */
@@ -43,9 +44,9 @@ static inline const char *sample_input_row(const topk_sample_problem *p, int64_t
     return (const char *)p->input + (size_t)r * (size_t)p->row_stride * (size_t)topk_dtype_size(p->dtype);
 }
 
-/* The longest top-k list (sample_list_length, lists up to `most`) that a topk_sample call's rows need;
- * 0 for the helpers and when no row has one. */
-static inline int64_t sample_longest_list(const topk_sample_problem *p, int64_t most)
+/* The longest top-k list (sample_list_length, lists up to `most`) that a topk_sample call's rows sample
+ * from; 0 for the helpers and when no row has one. */
+static inline int64_t sample_longest_sampled(const topk_sample_problem *p, int64_t most)
 {
     int64_t longest = 0;
     if (p->op == SAMPLE_OP_SAMPLE && !p->rows) {
@@ -61,6 +62,21 @@ static inline int64_t sample_longest_list(const topk_sample_problem *p, int64_t 
             longest = n > longest ? n : longest;
         }
     return longest;
+}
+
+/* How many of a row's best its top logprobs name (topk_sample_logprobs): top_n, at most vocab. */
+static inline int64_t sample_top_count(const topk_sample_problem *p)
+{
+    return p->lp.top_n < p->vocab ? p->lp.top_n : p->vocab;
+}
+
+/* How many of each row's best a topk_sample call selects: the longest list its rows sample from, and, when
+ * any row has one, at least the top logprobs' count (rows with lists then take their top tokens from the
+ * list, sample_team_logprobs); 0 for the helpers and when no row has a list. */
+static inline int64_t sample_longest_list(const topk_sample_problem *p, int64_t most)
+{
+    int64_t longest = sample_longest_sampled(p, most);
+    return longest && longest < sample_top_count(p) ? sample_top_count(p) : longest;
 }
 
 /* Whether every row of the call has the same parameters (then a GPU call passes them as scalars). */

@@ -87,21 +87,37 @@ static topk_status run(topk_ctx *ctx, topk_sample_problem *p, unsigned flags, bo
     return s;
 }
 
-topk_status topk_sample(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch, int64_t vocab,
-                        int64_t row_stride, const topk_sampling *params, unsigned flags, int64_t *tokens_out,
-                        float *probs_out)
+topk_status topk_sample_logprobs(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch, int64_t vocab,
+                                 int64_t row_stride, const topk_sampling *params, unsigned flags,
+                                 int64_t *tokens_out, float *probs_out, const topk_logprobs *logprobs)
 {
     topk_status s = check_call(ctx, logits, dtype, batch, vocab, row_stride, flags, tokens_out, 1, 8);
     if (s != TOPK_OK) return s;
     if (!params) return TOPK_ERR_NULL_POINTER;
+    sample_logprobs lp = {0};
+    if (logprobs) {
+        if (logprobs->top_n < 0 || logprobs->top_n > TOPK_TOP_LOGPROBS_MAX) return TOPK_ERR_BAD_SAMPLING;
+        lp = (sample_logprobs){logprobs->raw, logprobs->processed, logprobs->top_n, logprobs->top_tokens,
+                               logprobs->top_logprobs};
+        if (!lp.top_tokens && !lp.top_logprobs) lp.top_n = 0;
+        if (!shape_fits(batch, vocab, row_stride, topk_dtype_size(dtype), lp.top_n, 8)) return TOPK_ERR_BAD_SHAPE;
+    }
     topk_sample_problem p = {
         .op = SAMPLE_OP_SAMPLE, .input = logits, .dtype = dtype, .batch = batch, .vocab = vocab,
         .row_stride = row_stride,
         .arrays = {params->temperatures, params->top_ks, params->top_ps, params->min_ps},
         .every = {params->temperature, params->top_p, params->min_p, params->top_k},
         .max_top_k = params->max_top_k, .seed = params->seed, .offset = params->offset, .out = tokens_out,
-        .probs = probs_out, .seeds = params->seeds, .offsets = params->offsets};
+        .probs = probs_out, .seeds = params->seeds, .offsets = params->offsets, .lp = lp};
     return run(ctx, &p, flags, true);
+}
+
+topk_status topk_sample(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch, int64_t vocab,
+                        int64_t row_stride, const topk_sampling *params, unsigned flags, int64_t *tokens_out,
+                        float *probs_out)
+{
+    return topk_sample_logprobs(ctx, logits, dtype, batch, vocab, row_stride, params, flags, tokens_out, probs_out,
+                                NULL);
 }
 
 topk_status topk_softmax(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch, int64_t vocab,

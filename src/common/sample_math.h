@@ -50,6 +50,15 @@ typedef struct sample_pick {
     float prob;
 } sample_pick;
 
+/* topk_sample_logprobs's outputs (topk.h), each NULL when not asked for; top_n is 0 without top outputs.
+ * Kernels get them as five scalars, not as this struct (DESIGN.md: structs are not passed to a region). */
+typedef struct sample_logprobs {
+    float *raw, *processed;
+    int64_t top_n;
+    int64_t *top_tokens;
+    float *top_logprobs;
+} sample_logprobs;
+
 #pragma omp declare target
 
 typedef union sample_f32 {
@@ -190,6 +199,24 @@ SAMPLE_INLINE uint64_t sample_prob_fixed(double scale, float p)
 {
     if (!(p > 0.0f) || p == __builtin_inff()) return 0;
     return (uint64_t)((double)p * scale);
+}
+
+/* log(y) for a finite normal y > 0, in double, the same bits on every target (no libm, no contraction):
+ * y = 2^e m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(t) with t = (m - 1) / (m + 1), |t| < 0.1716,
+ * by its series up to t^21 (the rest is below 3e-18). Used once per row, by the logprobs (topk.h). */
+SAMPLE_INLINE double sample_log(double y)
+{
+    sample_f64 v;
+    v.f = y;
+    int e = (int)((v.u >> 52) & 0x7FFu) - 1023;
+    v.u = (v.u & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;
+    if (v.f > 1.4142135623730951) {
+        v.f *= 0.5;
+        e++;
+    }
+    double t = (v.f - 1.0) / (v.f + 1.0), t2 = t * t, series = 1.0 / 21.0;
+    for (int j = 19; j >= 1; j -= 2) series = series * t2 + 1.0 / (double)j;
+    return (double)e * 0.69314718055994530942 + 2.0 * t * series;
 }
 
 /* The high 64 bits of a * b, from 32-bit halves. */
