@@ -78,6 +78,11 @@ class Sampling(ctypes.Structure):
                 ("max_top_k", ctypes.c_int64)]
 
 
+class Logprobs(ctypes.Structure):
+    """struct topk_logprobs."""
+    _fields_ = [("raw", _ptr), ("processed", _ptr), ("top_n", _i64), ("top_tokens", _ptr), ("top_logprobs", _ptr)]
+
+
 _PROTOTYPES = {
     "topk_version_string": (ctypes.c_char_p, []),
     "topk_strerror": (ctypes.c_char_p, [_int]),
@@ -90,6 +95,8 @@ _PROTOTYPES = {
     "topk_select": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, _i64, _uint, _ptr, _ptr]),
     "topk_sampling_default": (Sampling, []),
     "topk_sample": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, ctypes.POINTER(Sampling), _uint, _ptr, _ptr]),
+    "topk_sample_logprobs": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, ctypes.POINTER(Sampling), _uint, _ptr, _ptr,
+                                    ctypes.POINTER(Logprobs)]),
     "topk_softmax": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, _float, _ptr, _uint, _ptr]),
     "topk_top_k_renorm_probs": (_int, [_ptr, _ptr, _i64, _i64, _i64, _i64, _ptr, _uint, _ptr]),
     "topk_top_p_renorm_probs": (_int, [_ptr, _ptr, _i64, _i64, _i64, _float, _ptr, _uint, _ptr]),

@@ -13,17 +13,28 @@ seed and offset may also be given per row (one uint64 per row: a request's own g
 token does not depend on its place in the batch). On CUDA data they are then an int64 tensor on the
 logits' device, read by the kernel: a captured CUDA graph replays with whatever they hold then.
 """
+import collections
 import ctypes
 import operator
 
 from . import _cuda
 from ._arrays import Matrix
 from ._backends import context
-from ._library import C, DTYPES, TOPK_DEVICE_POINTERS, TopkArgumentError, TopkTypeError, raise_for
+from ._library import C, DTYPES, TOPK_DEVICE_POINTERS, Logprobs, TopkArgumentError, TopkTypeError, raise_for
 
 _U64 = (1 << 64) - 1
 _F32 = DTYPES["float32"]
 _sample, _sampling_default, _softmax = C["topk_sample"], C["topk_sampling_default"], C["topk_softmax"]
+_sample_logprobs = C["topk_sample_logprobs"]
+TOP_LOGPROBS_MAX = 20  # topk.h's TOPK_TOP_LOGPROBS_MAX
+
+Sampled = collections.namedtuple("Sampled", "tokens probs logprobs processed_logprobs top_tokens top_logprobs")
+Sampled.__doc__ = """topk.sample's result with return_logprobs or top_logprobs (topk.h, topk_sample_logprobs):
+tokens (int64) and probs (float32) as without them; logprobs, each chosen token's float32 log-probability
+under the raw distribution, log_softmax(logits / temperature) over the whole row (temperature 0: under 1);
+processed_logprobs, log(probs), under the filtered, renormalised distribution; top_tokens (int64) and
+top_logprobs (float32), shaped (..., top_logprobs), each row's best tokens (NaN ranking as -inf, ties to
+the smaller index) with their raw log-probabilities, or None when top_logprobs is 0."""
 _top_k_renorm, _top_p_renorm, _top_k_mask = (C["topk_top_k_renorm_probs"], C["topk_top_p_renorm_probs"],
                                              C["topk_top_k_mask_logits"])
 _c_float, _c_int64, _byref = ctypes.c_float, ctypes.c_int64, ctypes.byref
@@ -74,13 +85,16 @@ def _max_top_k(bound, top_k, m):
 
 
 def sample(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed=0, offset=0, return_probs=False,
-           backend=None, copy=False, max_top_k=None):
+           backend=None, copy=False, max_top_k=None, return_logprobs=False, top_logprobs=0):
     """One token per row of logits (..., V), drawn from softmax(logits / temperature) restricted to the
     top_k best logits, then the smallest best-first prefix of mass >= top_p, then the tokens with
     p >= min_p * p_max (None: off). temperature 0 is greedy: the row's best logit, ties to the smaller index.
     Returns int64 tokens shaped logits.shape[:-1] (and, with return_probs, each chosen token's float32
     probability under the filtered, renormalised distribution), of the input's kind and device.
-    max_top_k: with top_k per row as a CUDA tensor, no row's top_k is above it (a speed hint, see topk.h)."""
+    max_top_k: with top_k per row as a CUDA tensor, no row's top_k is above it (a speed hint, see topk.h).
+    return_logprobs, top_logprobs (0..20, the OpenAI API's): return a Sampled tuple instead, with the chosen
+    tokens' raw and processed log-probabilities and each row's top_logprobs best tokens with theirs, from
+    the same call (the tokens are the same as without them)."""
     m = Matrix(logits, -1, copy, "logits")
     params = _sampling_default()
     # per-row values (addresses) and their owners, kept alive until the call returns
@@ -93,11 +107,29 @@ def sample(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed=
     params.seed, params.seeds, seeds = _generator_state(m, seed, "seed")  # seeds, offsets: kept alive until
     params.offset, params.offsets, offsets = _generator_state(m, offset, "offset")  # the call returns
     tokens = m.empty(None, "int64")
+    if return_logprobs or top_logprobs:
+        return _sample_with_logprobs(m, backend, params, tokens, top_logprobs)
     probs = m.empty(None, "float32") if return_probs else None
     if m.batch:
         _call(m, backend, _sample, (m.code, m.batch, m.vocab, m.stride, _byref(params)),
               (m.pointer(tokens), None if probs is None else m.pointer(probs)))
     return (tokens, probs) if return_probs else tokens
+
+
+def _sample_with_logprobs(m, backend, params, tokens, top_n):
+    """sample's call through topk_sample_logprobs, every output asked for: a Sampled tuple."""
+    top_n = operator.index(top_n)
+    if not 0 <= top_n <= TOP_LOGPROBS_MAX:
+        raise TopkArgumentError(f"top_logprobs must be in [0, {TOP_LOGPROBS_MAX}], got {top_n}")
+    probs, raw, processed = (m.empty(None, "float32") for _ in range(3))
+    top_tokens = m.empty(top_n, "int64") if top_n else None
+    top_logprobs = m.empty(top_n, "float32") if top_n else None
+    if m.batch:
+        request = Logprobs(m.pointer(raw), m.pointer(processed), top_n,
+                           m.pointer(top_tokens) if top_n else None, m.pointer(top_logprobs) if top_n else None)
+        _call(m, backend, _sample_logprobs, (m.code, m.batch, m.vocab, m.stride, _byref(params)),
+              (m.pointer(tokens), m.pointer(probs), _byref(request)))
+    return Sampled(tokens, probs, raw, processed, top_tokens, top_logprobs)
 
 
 def softmax(logits, temperature=1.0, *, backend=None, copy=False):
