@@ -190,8 +190,9 @@ static topk_status sample_top_on_stream(const topk_plan *plan, topk_gpu *gpu, co
                               TOPK_KERNEL_ARG(top_ps), TOPK_KERNEL_ARG(min_ps), TOPK_KERNEL_ARG_F32(temperature),
                               TOPK_KERNEL_ARG_F32(top_p), TOPK_KERNEL_ARG_F32(min_p), TOPK_KERNEL_ARG(top_k),
                               TOPK_KERNEL_ARG(seed), TOPK_KERNEL_ARG(offset), TOPK_KERNEL_ARG(seeds),
-                              TOPK_KERNEL_ARG(offsets), TOPK_KERNEL_ARG(tokens), TOPK_KERNEL_ARG(probs)
-                              SAMPLE_LOGPROBS_KERNEL_ARGS};
+                              TOPK_KERNEL_ARG(offsets), TOPK_KERNEL_ARG(tokens), TOPK_KERNEL_ARG(probs),
+                              TOPK_KERNEL_ARG(lp_raw), TOPK_KERNEL_ARG(lp_processed), TOPK_KERNEL_ARG(top_n),
+                              TOPK_KERNEL_ARG(top_tokens), TOPK_KERNEL_ARG(top_logprobs)};
     return topk_launch(gpu, "sample_top_on_device", dtype, plan->teams, plan->threads, args,
                        (int)(sizeof args / sizeof args[0]));
 }

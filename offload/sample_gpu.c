@@ -125,8 +125,9 @@ static topk_status sample_rows_on_stream(topk_gpu *gpu, const topk_sample_proble
                               TOPK_KERNEL_ARG(top_ps), TOPK_KERNEL_ARG(min_ps), TOPK_KERNEL_ARG_F32(temperature),
                               TOPK_KERNEL_ARG_F32(top_p), TOPK_KERNEL_ARG_F32(min_p), TOPK_KERNEL_ARG(top_k),
                               TOPK_KERNEL_ARG(seed), TOPK_KERNEL_ARG(offset), TOPK_KERNEL_ARG(seeds),
-                              TOPK_KERNEL_ARG(offsets), TOPK_KERNEL_ARG(out), TOPK_KERNEL_ARG(probs)
-                              SAMPLE_LOGPROBS_KERNEL_ARGS};
+                              TOPK_KERNEL_ARG(offsets), TOPK_KERNEL_ARG(out), TOPK_KERNEL_ARG(probs),
+                              TOPK_KERNEL_ARG(lp_raw), TOPK_KERNEL_ARG(lp_processed), TOPK_KERNEL_ARG(top_n),
+                              TOPK_KERNEL_ARG(top_tokens), TOPK_KERNEL_ARG(top_logprobs)};
     return topk_launch(gpu, "sample_rows_on_device", 0, teams, threads, args, (int)(sizeof args / sizeof args[0]));
 }
 

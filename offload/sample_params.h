@@ -23,7 +23,8 @@ typedef struct sample_device_params {
 } sample_device_params;
 
 /* A launch site's logprobs outputs (topk_sample_logprobs) as the scalars its regions capture, from the
- * problem `sp` with `batch` rows: the pointers, and for mapped regions the element counts of each. */
+ * problem `sp` with `batch` rows: the pointers, and for mapped regions the element counts of each. A stream
+ * launch site names each in its TOPK_KERNEL_ARG list (ci/launcher-check reads those names there). */
 #define SAMPLE_LOGPROBS_LOCALS(sp)                                                                       \
     float *lp_raw = (sp)->lp.raw, *lp_processed = (sp)->lp.processed, *top_logprobs = (sp)->lp.top_logprobs; \
     int64_t top_n = (sp)->lp.top_n, *top_tokens = (sp)->lp.top_tokens;                                  \
@@ -34,9 +35,6 @@ typedef struct sample_device_params {
 #define SAMPLE_LOGPROBS_MAP                                                                              \
     map(from : lp_raw[0 : raw_count], lp_processed[0 : processed_count], top_tokens[0 : top_token_count], \
                 top_logprobs[0 : top_logprob_count])
-#define SAMPLE_LOGPROBS_KERNEL_ARGS                                                                      \
-    , TOPK_KERNEL_ARG(lp_raw), TOPK_KERNEL_ARG(lp_processed), TOPK_KERNEL_ARG(top_n), TOPK_KERNEL_ARG(top_tokens), \
-        TOPK_KERNEL_ARG(top_logprobs)
 #define SAMPLE_LOGPROBS_VALUE ((sample_logprobs){lp_raw, lp_processed, top_n, top_tokens, top_logprobs})
 
 sample_uploads sample_uploads_of(const topk_sample_problem *p, bool device_pointers);
