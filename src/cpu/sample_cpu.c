@@ -119,7 +119,7 @@ topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t c
         uint64_t *list = lists + me * list_len;
         int64_t n = p->op == SAMPLE_OP_SAMPLE ? list_length(&p->rows[r], p->vocab) : 0;
         if (n && list_composites(p, values + r * longest * elem, indices + r * longest, n, list)) {
-            sample_pick pick = sample_from_list(sample_input_row(p, r), p->dtype, p->vocab, list, n, list + n,
+            sample_pick pick = sample_from_list(values + r * longest * elem, p->dtype, p->vocab, list, n, list + n,
                                                 p->rows[r], sample_row_random(p->seed, p->offset, p->seeds, p->offsets, r));
             ((int64_t *)p->out)[r] = pick.token;
             if (p->probs) p->probs[r] = pick.prob;
