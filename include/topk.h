@@ -70,6 +70,9 @@ typedef enum topk_status {
                                         a logprobs request's top_n) */
     TOPK_ERR_STREAM_CAPTURING = 14,  /* the stream is capturing a graph that cannot hold this call (the Python
                                         binding's, for per-row values in host memory: the C calls never need it) */
+    TOPK_ERR_COMM = 15,              /* a communicator operation (topk_comm) failed */
+    TOPK_ERR_BAD_SHARDS = 16,        /* the ranks' shards do not tile the row, or the ranks' calls differ */
+    TOPK_ERR_UNSUPPORTED = 17,       /* this build or backend cannot do what was asked (yet) */
     TOPK_STATUS_COUNT                /* not a status: the number of them in this version */
 } topk_status;
 
@@ -370,6 +373,88 @@ TOPK_API topk_status topk_top_p_renorm_probs(topk_ctx *ctx, const float *probs, 
 TOPK_API topk_status topk_top_k_mask_logits(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch,
                                             int64_t vocab, int64_t row_stride, int64_t top_k,
                                             const int64_t *top_ks, unsigned flags, void *logits_out);
+
+/* ---- Vocab-sharded rows --------------------------------------------------------------------------------
+ * With tensor parallelism each rank holds a slice of the vocabulary: columns [column_offset,
+ * column_offset + vocab) of every row. topk_shard_select and topk_shard_sample give exactly what
+ * topk_select and topk_sample give on the concatenated rows, bit for bit, whatever the number of ranks
+ * and however the columns are split (DESIGN.md, "Vocab-sharded rows"): every rank selects its own best
+ * candidates with global column indices, the candidates (composites and value bits) are exchanged and
+ * merged under the contract's total order. Sampling without a top_k filter exchanges no candidates:
+ * integer weight sums and histograms are all-reduced instead (64-bit integers, exact in any order).
+ *
+ * Every rank of the communicator calls the same function with the same batch, dtype, global vocab, k or
+ * sampling parameters, flags and root, in the same order as its other collective calls (SPMD). The
+ * arguments are agreed on first (one small allgather): a call that is wrong on any rank returns the same
+ * error on every rank (the first in rank order; TOPK_ERR_BAD_SHARDS when the ranks disagree or the
+ * shards do not tile [0, global_vocab) exactly) and writes nothing anywhere. Only a bad comm or root
+ * returns at once on the rank that passed it, since that rank cannot take part (as does a rank that
+ * cannot allocate comm->size x 88 bytes for the headers). A failing communicator
+ * op returns TOPK_ERR_COMM on the rank that saw it (the other ranks may then wait forever, as in any
+ * collective; MPI's default error handler aborts the job first).
+ *
+ * The communicator is a table of collective operations (topk_comm) that a binding fills for the
+ * communicator the caller already has: libtopk_mpi fills one for an MPI_Comm (topk_mpi.h); NCCL and
+ * torch.distributed bindings fill the same table. This build reads shards in host memory only
+ * (TOPK_DEVICE_POINTERS gives TOPK_ERR_UNSUPPORTED) with any backend; the backend selects each shard. */
+
+/* The reductions topk_comm's allreduce is asked for, on unsigned 64-bit integers. */
+typedef enum topk_comm_reduce {
+    TOPK_COMM_SUM = 0, /* wrapping sum (the library's sums stay below 2^63) */
+    TOPK_COMM_MAX = 1
+} topk_comm_reduce;
+
+/* A communicator as a table of collectives. Every op is called by every rank in the same order, returns
+ * 0 on success (anything else becomes TOPK_ERR_COMM), and receives `handle` and `stream`: the CUDA stream
+ * of the library's work for device buffers (an NCCL binding enqueues there and may return before the data
+ * moves: the library's later work on that stream is ordered after it), NULL for host buffers, which must
+ * be complete when the op returns (MPI, gloo). Sizes are in bytes or elements, all ranks' the same. */
+typedef struct topk_comm {
+    void *handle;       /* the binding's communicator, passed to every op */
+    int rank, size;     /* this rank in [0, size); size >= 1 */
+    int device_buffers; /* 0: the ops take host memory (the only kind this build uses); 1: GPU memory */
+    /* recv[r * bytes .. (r + 1) * bytes) receives rank r's send[0 .. bytes), on every rank. */
+    int (*allgather)(void *handle, const void *send, void *recv, size_t bytes, void *stream);
+    /* The same into recv on rank `root` only (recv is NULL elsewhere). Optional: NULL uses allgather. */
+    int (*gather)(void *handle, const void *send, void *recv, size_t bytes, int root, void *stream);
+    /* recv[i] = the reduction over ranks of send[i], i < count, on every rank; send != recv. */
+    int (*allreduce_u64)(void *handle, const uint64_t *send, uint64_t *recv, size_t count, topk_comm_reduce op,
+                         void *stream);
+} topk_comm;
+
+/* One rank's part of a batch x global_vocab matrix: row r of the shard starts at data + r * row_stride
+ * elements and holds the row's columns column_offset .. column_offset + vocab - 1. */
+typedef struct topk_shard {
+    const void *data;     /* may be NULL when vocab is 0 */
+    topk_dtype dtype;
+    int64_t batch;        /* >= 1, the same on every rank */
+    int64_t vocab;        /* this rank's columns, >= 0: an empty shard takes part and contributes nothing */
+    int64_t row_stride;   /* in elements, >= vocab */
+    int64_t column_offset;/* the global column of this shard's first column, >= 0 */
+    int64_t global_vocab; /* the whole row: 1 .. 2^32 - 1; the ranks' shards tile [0, global_vocab) */
+} topk_shard;
+
+/* root for the sharded calls: every rank receives the result (an allgather of the candidates). */
+#define TOPK_ALL_RANKS (-1)
+
+/* topk_select over vocab-sharded rows: the top k (0 <= k <= global_vocab) of each whole row, best first,
+ * as values in the shard's dtype and GLOBAL column indices (int64), batch x k dense, exactly as
+ * topk_select on the concatenated rows. flags: TOPK_SMALLEST. root: TOPK_ALL_RANKS, or the rank that
+ * alone receives the result (the candidates are gathered there; the other ranks' outputs are not
+ * written and may be NULL). Returns TOPK_OK or an error with nothing written on any rank. */
+TOPK_API topk_status topk_shard_select(topk_ctx *ctx, const topk_comm *comm, const topk_shard *shard, int64_t k,
+                                       unsigned flags, int root, void *values_out, int64_t *indices_out);
+
+/* topk_sample over vocab-sharded rows: the same tokens (GLOBAL column indices) and probabilities as
+ * topk_sample on the concatenated rows with the same params (top_k against global_vocab; per-row arrays,
+ * seeds and offsets in host memory and the same on every rank), bit for bit. Rows with a top_k list
+ * (1 < top_k < global_vocab) or greedy exchange each rank's best top_k candidates; the others (top-p,
+ * min-p, plain temperature) all-reduce the row's best, its integer weight sums and up to ~20 histograms
+ * of 256 bins, and move no logits. flags: 0. root as for topk_shard_select (tokens_out and probs_out,
+ * which may be NULL, are written on the receiving ranks only). */
+TOPK_API topk_status topk_shard_sample(topk_ctx *ctx, const topk_comm *comm, const topk_shard *shard,
+                                       const topk_sampling *params, unsigned flags, int root, int64_t *tokens_out,
+                                       float *probs_out);
 
 #ifdef __cplusplus
 }

@@ -40,6 +40,10 @@ const char *topk_strerror(topk_status status)
         [TOPK_ERR_STREAM_CAPTURING] = "the CUDA stream is capturing a CUDA graph and this call cannot be captured: "
                                       "set the stream on the context (topk_ctx_set_stream) and give per-row "
                                       "sampling parameters in device memory",
+        [TOPK_ERR_COMM] = "a communicator operation (an op of the topk_comm) reported a failure",
+        [TOPK_ERR_BAD_SHARDS] = ("the ranks' shards do not tile [0, global vocab) exactly, or the ranks passed "
+                                 "different batch, dtype, k, flags, root or sampling parameters"),
+        [TOPK_ERR_UNSUPPORTED] = "not supported (yet): vocab-sharded calls read host memory only",
     };
     if ((unsigned)status >= TOPK_STATUS_COUNT) return "unknown status";
     return messages[status];
@@ -186,9 +190,7 @@ topk_status topk_ctx_get_param(const topk_ctx *ctx, topk_param param, int64_t *v
     return TOPK_OK;
 }
 
-/* The whole input, from the first element of row 0 to the last element of row batch-1, and both
- * outputs must be addressable with int64 byte offsets. */
-static bool fits_in_offsets(int64_t batch, int64_t vocab, int64_t row_stride, int64_t k, int elem)
+bool topk_fits_in_offsets(int64_t batch, int64_t vocab, int64_t row_stride, int64_t k, int elem)
 {
     int64_t last_row, span, out;
     if (__builtin_mul_overflow(batch - 1, row_stride, &last_row)) return false;
@@ -208,7 +210,7 @@ static topk_status validate(const topk_ctx *ctx, const void *input, topk_dtype d
     if (batch < 1 || vocab < 1) return TOPK_ERR_BAD_SHAPE;
     if (k < 0 || k > vocab) return TOPK_ERR_BAD_K;
     if (row_stride < vocab) return TOPK_ERR_BAD_STRIDE;
-    if (!fits_in_offsets(batch, vocab, row_stride, k, elem)) return TOPK_ERR_BAD_SHAPE;
+    if (!topk_fits_in_offsets(batch, vocab, row_stride, k, elem)) return TOPK_ERR_BAD_SHAPE;
     if (k > 0 && (!values || !indices)) return TOPK_ERR_NULL_POINTER;
     if (flags & ~(TOPK_SMALLEST | TOPK_DEVICE_POINTERS)) return TOPK_ERR_BAD_PARAM;
     if ((flags & TOPK_DEVICE_POINTERS) && ctx->backend != TOPK_BACKEND_OFFLOAD) return TOPK_ERR_BAD_MEMORY;

@@ -25,6 +25,11 @@ typedef struct topk_problem {
     topk_stage_times *profile; /* NULL unless the context profiles: backends add their stages' times */
 } topk_problem;
 
+/* Whether the whole input, from the first element of row 0 to the last element of row batch-1, and both
+ * outputs (batch x k values of elem bytes, batch x k int64 indices) are addressable with int64 byte
+ * offsets (api.c). */
+bool topk_fits_in_offsets(int64_t batch, int64_t vocab, int64_t row_stride, int64_t k, int elem);
+
 /* Seconds on a monotonic clock, for the profile's timers (profile.c). */
 double topk_now(void);
 

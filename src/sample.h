@@ -91,6 +91,10 @@ static inline bool sample_rows_uniform(const topk_sample_problem *p)
     return true;
 }
 
+/* Fills rows[0..batch) with each row's filters from params (per-row arrays win over the scalars) and checks
+ * them against vocab: TOPK_ERR_BAD_SAMPLING for a value out of range (sample_api.c). */
+topk_status topk_sample_resolve_rows(const topk_sampling *params, int64_t batch, int64_t vocab, sample_row *rows);
+
 /* The cpu backend (sample_cpu.c): threads <= 0 means OpenMP's default; chunk goes to topk_cpu_select. */
 topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t chunk);
 

@@ -45,6 +45,23 @@ static topk_status check_call(const topk_ctx *ctx, const void *input, topk_dtype
     return TOPK_OK;
 }
 
+/* Fills rows[0..batch) with each row's parameters (host arrays over the scalars) and checks them. */
+static topk_status resolve_rows(sample_arrays a, sample_row every, int64_t batch, int64_t vocab,
+                                bool zero_temperature, sample_row *rows)
+{
+    for (int64_t r = 0; r < batch; r++) {
+        rows[r] = sample_row_at(a, every, r);
+        if (!sample_row_valid(rows[r], vocab, zero_temperature)) return TOPK_ERR_BAD_SAMPLING;
+    }
+    return TOPK_OK;
+}
+
+topk_status topk_sample_resolve_rows(const topk_sampling *sp, int64_t batch, int64_t vocab, sample_row *rows)
+{
+    return resolve_rows((sample_arrays){sp->temperatures, sp->top_ks, sp->top_ps, sp->min_ps},
+                        (sample_row){sp->temperature, sp->top_p, sp->min_p, sp->top_k}, batch, vocab, true, rows);
+}
+
 static topk_status dispatch(topk_ctx *ctx, topk_sample_problem *p, unsigned flags)
 {
     switch (ctx->backend) {
@@ -74,15 +91,13 @@ static topk_status run(topk_ctx *ctx, topk_sample_problem *p, unsigned flags, bo
     }
     sample_row *rows = malloc((size_t)p->batch * sizeof(sample_row));
     if (!rows) return TOPK_ERR_OUT_OF_MEMORY;
-    for (int64_t r = 0; r < p->batch; r++) {
-        rows[r] = sample_row_at(a, p->every, r);
-        if (!sample_row_valid(rows[r], p->vocab, zero_temperature)) {
-            free(rows);
-            return TOPK_ERR_BAD_SAMPLING;
-        }
+    topk_status s = resolve_rows(a, p->every, p->batch, p->vocab, zero_temperature, rows);
+    if (s != TOPK_OK) {
+        free(rows);
+        return s;
     }
     p->rows = rows;
-    topk_status s = dispatch(ctx, p, flags);
+    s = dispatch(ctx, p, flags);
     free(rows);
     return s;
 }

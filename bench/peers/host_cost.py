@@ -50,8 +50,10 @@ def main():
             values.data_ptr(), indices.data_ptr())
     steps = {
         "topk.topk": lambda: topk.topk(x, o.k),
+        "topk.topk(out=) (outputs given)": lambda: topk.topk(x, o.k, out=(values, indices)),
         "topk.sample (T 0.7, top-k 50, top-p 0.9)": lambda: topk.sample(x, 0.7, 50, 0.9, seed=1),
         "torch.topk": lambda: torch.topk(x, o.k),
+        "torch.topk(out=) (outputs given)": lambda: torch.topk(x, o.k, out=(values, indices)),
         "  two torch.empty outputs": lambda: (torch.empty(o.batch, o.k, device="cuda", dtype=torch.bfloat16),
                                               torch.empty(o.batch, o.k, device="cuda", dtype=torch.int64)),
         "  torch's current raw stream": lambda: _cuda.raw_stream(0),

@@ -22,10 +22,10 @@ SONAME_VERSION = f"0.{VERSION[1]}" if VERSION[0] == 0 else str(VERSION[0])
 # wrong" (a ValueError), the others are runtime failures.
 STATUSES = ("OK", "NULL_POINTER", "BAD_SHAPE", "BAD_K", "BAD_STRIDE", "BAD_DTYPE", "BAD_BACKEND", "BAD_ENV",
             "BAD_PARAM", "NO_DEVICE", "BAD_MEMORY", "OUT_OF_MEMORY", "DEVICE_FAILURE", "BAD_SAMPLING",
-            "STREAM_CAPTURING")
+            "STREAM_CAPTURING", "COMM", "BAD_SHARDS", "UNSUPPORTED")
 _ARGUMENT_STATUSES = {STATUSES.index(name) for name in ("NULL_POINTER", "BAD_SHAPE", "BAD_K", "BAD_STRIDE", "BAD_DTYPE",
                                                         "BAD_BACKEND", "BAD_ENV", "BAD_PARAM", "BAD_MEMORY",
-                                                        "BAD_SAMPLING")}
+                                                        "BAD_SAMPLING", "BAD_SHARDS")}
 
 
 class TopkError(RuntimeError):

@@ -101,6 +101,15 @@ SAMPLE_INLINE uint32_t sample_key(int dtype, uint32_t bits)
     return ((bits & 0x7FFFu) > 0x7F80u ? 0x007Fu : topk_key_bf16(bits)) << 16;
 }
 
+/* The bits of the value whose sampling key is `key` (the inverse of sample_key, except that NaN's key gives
+ * -inf's bits, which sample_value reads as NaN is read anyway). 16-bit dtypes in the low half. */
+SAMPLE_INLINE uint32_t sample_key_bits(int dtype, uint32_t key)
+{
+    if (dtype == TOPK_F32) return key & 0x80000000u ? key ^ 0x80000000u : ~key;
+    uint32_t half = key >> 16;
+    return half & 0x8000u ? half ^ 0x8000u : half ^ 0xFFFFu;
+}
+
 /* The value as a float, exactly; NaN becomes -inf. */
 SAMPLE_INLINE float sample_value(int dtype, uint32_t bits)
 {
@@ -316,27 +325,39 @@ SAMPLE_INLINE bool sample_bits_are_nan(int dtype, uint32_t bits)
  * (sample_from_list): the scale, from the best; every entry's weight; the top-p prefix, min-p and the
  * draw, in list order. Weights are integers, so who computes which does not change the draw. */
 
-/* The row's scale; false when the pick is list[0] with probability 1 (greedy, one entry, or a best of
- * -inf: nothing else has weight). */
-SAMPLE_INLINE bool sample_list_scale(const char *row, int dtype, int64_t vocab, const uint64_t *list, int64_t n,
-                                     sample_row rp, sample_scale *sc)
+/* The row's scale from its best value; false when the pick is list[0] with probability 1 (greedy, one
+ * entry, or a best of -inf: nothing else has weight). */
+SAMPLE_INLINE bool sample_list_scale_of(float max, int64_t vocab, int64_t n, sample_row rp, sample_scale *sc)
 {
-    float max = sample_value(dtype, sample_bits_at(row, dtype, topk_composite_column(list[0])));
     if (n == 1 || rp.temperature == 0.0f || max == -__builtin_inff()) return false;
     *sc = sample_scale_make(max, rp.temperature, vocab);
     return true;
+}
+
+/* The same, reading the best value from the row. */
+SAMPLE_INLINE bool sample_list_scale(const char *row, int dtype, int64_t vocab, const uint64_t *list, int64_t n,
+                                     sample_row rp, sample_scale *sc)
+{
+    return sample_list_scale_of(sample_value(dtype, sample_bits_at(row, dtype, topk_composite_column(list[0]))),
+                                vocab, n, rp, sc);
 }
 
 /* The top bit of a list weight (weights are < 2^63) marks an entry that min-p cuts: min-p applies after
  * top-p, which still counts that weight. */
 #define SAMPLE_MIN_P_CUT ((uint64_t)1 << 63)
 
-/* The list weight of the entry with composite c. */
-SAMPLE_INLINE uint64_t sample_list_weight(const char *row, int dtype, sample_scale sc, sample_row rp, uint64_t c)
+/* The list weight of an entry of value x. */
+SAMPLE_INLINE uint64_t sample_list_weight_of(sample_scale sc, sample_row rp, float x)
 {
-    float wf = sample_w(sc, sample_value(dtype, sample_bits_at(row, dtype, topk_composite_column(c))));
+    float wf = sample_w(sc, x);
     uint64_t weight = sample_fixed(sc, wf);
     return wf < rp.min_p ? weight | SAMPLE_MIN_P_CUT : weight;
+}
+
+/* The list weight of the entry with composite c, reading its value from the row. */
+SAMPLE_INLINE uint64_t sample_list_weight(const char *row, int dtype, sample_scale sc, sample_row rp, uint64_t c)
+{
+    return sample_list_weight_of(sc, rp, sample_value(dtype, sample_bits_at(row, dtype, topk_composite_column(c))));
 }
 
 /* The draw from list weights w[0..n) (which it overwrites). */
@@ -362,13 +383,16 @@ SAMPLE_INLINE sample_pick sample_list_draw(const uint64_t *list, uint64_t *w, in
     return (sample_pick){topk_composite_column(list[0]), 1.0f}; /* not reached: drawn < kept */
 }
 
-/* The three steps by one thread; w[0..n) is scratch. */
-SAMPLE_INLINE sample_pick sample_from_list(const char *row, int dtype, int64_t vocab, const uint64_t *list,
+/* The three steps by one thread, on the entries' values as they were selected: values[j] (elements of
+ * dtype) is the value of list[j], so the row itself is not needed (the cpu backend passes its selection's
+ * values, the sharded sampler the merged candidates' values). w[0..n) is scratch. */
+SAMPLE_INLINE sample_pick sample_from_list(const char *values, int dtype, int64_t vocab, const uint64_t *list,
                                            int64_t n, uint64_t *w, sample_row rp, uint64_t random)
 {
     sample_scale sc;
-    if (!sample_list_scale(row, dtype, vocab, list, n, rp, &sc)) return (sample_pick){topk_composite_column(list[0]), 1.0f};
-    for (int64_t j = 0; j < n; j++) w[j] = sample_list_weight(row, dtype, sc, rp, list[j]);
+    if (!sample_list_scale_of(sample_value(dtype, sample_bits_at(values, dtype, 0)), vocab, n, rp, &sc))
+        return (sample_pick){topk_composite_column(list[0]), 1.0f};
+    for (int64_t j = 0; j < n; j++) w[j] = sample_list_weight_of(sc, rp, sample_value(dtype, sample_bits_at(values, dtype, j)));
     return sample_list_draw(list, w, n, rp, random);
 }
 

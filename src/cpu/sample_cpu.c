@@ -88,7 +88,7 @@ static void sample_row_of(const topk_sample_problem *p, int64_t r, const char *v
     int64_t n = list_length(&rp, p->vocab), top = sample_top_count(p), listed = n > top ? n : top;
     sample_pick pick;
     if (n && list_composites(p, values, indices, listed, list)) {
-        pick = sample_from_list(v.row, p->dtype, p->vocab, list, n, list + listed, rp, random);
+        pick = sample_from_list(values, p->dtype, p->vocab, list, n, list + listed, rp, random);
     } else {
         listed = 0;
         pick = sample_team_draw_row(t, v, rp, random, cache);
