@@ -67,7 +67,7 @@ typedef enum topk_status {
     TOPK_ERR_OUT_OF_MEMORY = 11,     /* a workspace could not be allocated */
     TOPK_ERR_DEVICE_FAILURE = 12,    /* the GPU runtime reported a failure */
     TOPK_ERR_BAD_SAMPLING = 13,      /* a sampling parameter is out of range (temperature, top_k, top_p, min_p,
-                                        a logprobs request's top_n) */
+                                        a logprobs request's top_n, a draft token id) */
     TOPK_ERR_STREAM_CAPTURING = 14,  /* the stream is capturing a graph that cannot hold this call (the Python
                                         binding's, for per-row values in host memory: the C calls never need it) */
     TOPK_ERR_COMM = 15,              /* a communicator operation (topk_comm) failed */
@@ -373,6 +373,54 @@ TOPK_API topk_status topk_top_p_renorm_probs(topk_ctx *ctx, const float *probs, 
 TOPK_API topk_status topk_top_k_mask_logits(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch,
                                             int64_t vocab, int64_t row_stride, int64_t top_k,
                                             const int64_t *top_ks, unsigned flags, void *logits_out);
+
+/* ---- Speculative decoding: chain verification ---------------------------------------------------------
+ * topk_chain_speculative_sample verifies a chain of S draft tokens per row against the target model, as
+ * FlashInfer's chain_speculative_sampling does (Leviathan et al. / Chen et al.: the emitted tokens are
+ * distributed exactly as the target model's), seeded and bit-identical on every backend.
+ * Inputs, dense fp32 / int64: draft_probs B x S x V (q_j), draft_token_ids B x S (d_j), target_probs
+ * B x (S + 1) x V (p_j). For each row, independently of every other row:
+ *   - position j < S accepts d_j iff r_j * q_j(d_j) < p_j(d_j) * 2^64 in exact arithmetic, with r_j the row's
+ *     64-bit Philox word for j: probability min(1, p/q) to within 2^-64. q_j(d_j) = 0 accepts whenever
+ *     p_j(d_j) > 0; p_j(d_j) = 0 always rejects.
+ *   - at the first rejected position a (a = S if none), the row emits d_0 .. d_{a-1} and one more token:
+ *     for a < S the correction token, drawn from normalize(max(0, p_a - q_a)) (from p_a when that residual
+ *     is 0 everywhere, which only inconsistent inputs give, e.g. p = q = 0 at d_a); for a = S the bonus
+ *     token, drawn from p_S. A distribution with no mass at all gives token 0.
+ *   - output_token_ids[b * (S + 1) + j] = d_j for j < a, the drawn token at j = a, -1 after.
+ *   - accepted_num[b]: how many of the S positions pass their acceptance test, each tested on its own
+ *     (FlashInfer's "accepted if independent" metric: its mean over rows is sum_j sum_x min(p_j, q_j)(x)
+ *     for normalised inputs); emitted_num[b] = a, the draft tokens emitted. Either pointer may be NULL.
+ * Probabilities are read as the renorm helpers read them: NaN, negative and +inf count as 0. The inputs are
+ * not renormalised: the exactness proof assumes each p_j and q_j sums to 1.
+ * Randomness: row b's word for position j (acceptance at j < S, the final draw at j = S) is Philox-4x32-10
+ * under the key `seed` at counter (offset, b, 2^31 | j), or with per-row seeds under seeds[b] at
+ * (offsets[b] or offset, 0, 2^31 | j): a row's result then depends only on its own inputs and (seed,
+ * offset), at any position in any batch. The top bit keeps these counters apart from topk_sample's.
+ * Draws are an inverse CDF (token order) over integer weights W = trunc(x * 2^(s - E)), x = max(0, p - q)
+ * in double (or p), 2^E above the largest x, s = 62 - floor(log2 V): sums exact in any order. The drawn
+ * distribution is within V / 2^(61 - floor(log2 V)) in total variation of the exact one (3.7e-9 for
+ * V = 128256); DESIGN.md has the argument.
+ * Memory: with TOPK_DEVICE_POINTERS every array (inputs, outputs, seeds, offsets) is device memory; a draft
+ * token outside [0, V) then counts as p = q = 0 (rejected) since the host cannot check it; in host memory
+ * it returns TOPK_ERR_BAD_SAMPLING. With a stream set (topk_ctx_set_stream) and device pointers the kernel
+ * is enqueued on the stream like topk_sample's. */
+typedef struct topk_speculative {
+    uint64_t seed, offset;     /* Philox key and counter offset, as topk_sampling's */
+    const uint64_t *seeds;     /* per row, or NULL: row b's own key (batch invariance) */
+    const uint64_t *offsets;   /* per row, or NULL: row b's counter offset */
+} topk_speculative;
+
+/* Chain speculative sampling (above). batch >= 1, num_speculative (S) >= 1, 1 <= vocab <= 2^32 - 1 and
+ * batch <= 2^32 - 1 (else TOPK_ERR_BAD_SHAPE); flags: TOPK_DEVICE_POINTERS only. output_token_ids is
+ * batch x (S + 1) int64; accepted_num and emitted_num batch int64 each, or NULL. Returns TOPK_OK, or an
+ * error status with nothing written. */
+TOPK_API topk_status topk_chain_speculative_sample(topk_ctx *ctx, const float *draft_probs,
+                                                   const int64_t *draft_token_ids, const float *target_probs,
+                                                   int64_t batch, int64_t num_speculative, int64_t vocab,
+                                                   const topk_speculative *params, unsigned flags,
+                                                   int64_t *output_token_ids, int64_t *accepted_num,
+                                                   int64_t *emitted_num);
 
 /* ---- Vocab-sharded rows --------------------------------------------------------------------------------
  * With tensor parallelism each rank holds a slice of the vocabulary: columns [column_offset,
