@@ -15,6 +15,7 @@ from ._library import TopkArgumentError, TopkError, TopkTypeError, version
 from .sampling import (Sampled, sample, sample_logits, sample_next_token, softmax, top_k_mask_logits, top_k_renorm_probs,
                        top_p_renorm_probs)
 from .select import TopK, topk
+from .speculative import chain_speculative_sampling
 import sys as _sys
 
 # torch.compile support (topk._torch_ops), when torch is already loaded: importing it here would cost
@@ -24,5 +25,5 @@ torch_ops = "torch" in _sys.modules and __import__("topk._torch_ops", fromlist=[
 library_version = version
 __version__ = ".".join(map(str, _library.VERSION))
 __all__ = ["topk", "TopK", "sample", "Sampled", "sample_logits", "sample_next_token", "softmax", "top_k_renorm_probs",
-           "top_p_renorm_probs", "top_k_mask_logits", "backend_name", "reset", "TopkError", "TopkArgumentError",
+           "top_p_renorm_probs", "top_k_mask_logits", "chain_speculative_sampling", "backend_name", "reset", "TopkError", "TopkArgumentError",
            "TopkTypeError", "library_version", "__version__"]

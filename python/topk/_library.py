@@ -83,6 +83,11 @@ class Logprobs(ctypes.Structure):
     _fields_ = [("raw", _ptr), ("processed", _ptr), ("top_n", _i64), ("top_tokens", _ptr), ("top_logprobs", _ptr)]
 
 
+class Speculative(ctypes.Structure):
+    """struct topk_speculative."""
+    _fields_ = [("seed", ctypes.c_uint64), ("offset", ctypes.c_uint64), ("seeds", _ptr), ("offsets", _ptr)]
+
+
 _PROTOTYPES = {
     "topk_version_string": (ctypes.c_char_p, []),
     "topk_strerror": (ctypes.c_char_p, [_int]),
@@ -101,6 +106,8 @@ _PROTOTYPES = {
     "topk_top_k_renorm_probs": (_int, [_ptr, _ptr, _i64, _i64, _i64, _i64, _ptr, _uint, _ptr]),
     "topk_top_p_renorm_probs": (_int, [_ptr, _ptr, _i64, _i64, _i64, _float, _ptr, _uint, _ptr]),
     "topk_top_k_mask_logits": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, _i64, _ptr, _uint, _ptr]),
+    "topk_chain_speculative_sample": (_int, [_ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, ctypes.POINTER(Speculative),
+                                             _uint, _ptr, _ptr, _ptr]),
 }
 
 
