@@ -4,11 +4,13 @@
 #ifndef TOPK_GPU_H
 #define TOPK_GPU_H
 
+#include <omp.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "internal.h"
+#include "sizes.h"
 
 /* Places the local `shared` in GPU shared memory; on the host it stays on the team's stack. */
 #if defined(__NVPTX__)
@@ -51,6 +53,21 @@ struct topk_gpu {
     topk_retired *retired;
     char error[256];      /* the driver's message of the last TOPK_ERR_DEVICE_FAILURE on a stream */
 };
+
+/* The launch of a kernel that runs a team per row (the whole-row sampler, the speculative verifier):
+ * `most_threads` a team on the GPU. Host teams (TOPK_OFFLOAD_HOST=1) get two threads each for small
+ * batches, so the barriers and atomics are exercised (CI tests through this fallback), and one for large
+ * batches, where host barriers cost more than the rows. */
+static inline void topk_gpu_row_teams(const topk_gpu *gpu, int64_t batch, int most_threads, int *teams, int *threads)
+{
+    *teams = (int)(batch < TOPK_LAUNCH_TEAMS_MOST ? batch : TOPK_LAUNCH_TEAMS_MOST);
+    *threads = most_threads;
+    if (gpu->on_host) {
+        int cores = omp_get_num_procs();
+        *threads = cores >= 2 && batch <= 64 ? 2 : 1;
+        *teams = cores / *threads < batch ? cores / *threads : (int)batch;
+    }
+}
 
 /* The workspace of the calls on `stream` (gpu->stream for a call that enqueues there, NULL for a
  * synchronous call), at least this large (tickets zero). With the lock held. TOPK_ERR_DEVICE_FAILURE

@@ -150,15 +150,8 @@ topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool de
     int64_t longest = sample_longest_list(p, SAMPLE_LIST);
     if (longest) return topk_gpu_sample_top(gpu, p, device_pointers, longest, team_threads);
     int64_t batch = p->batch;
-    int teams = (int)(batch < TOPK_LAUNCH_TEAMS_MOST ? batch : TOPK_LAUNCH_TEAMS_MOST), threads = SAMPLE_TEAM_MAX;
-    if (gpu->on_host) {
-        /* Host teams: two threads each for small batches, so the barriers and atomics are exercised
-         * (CI tests through this fallback); one for large batches, where host barriers cost more than
-         * the rows. */
-        int cores = omp_get_num_procs();
-        threads = cores >= 2 && batch <= 64 ? 2 : 1;
-        teams = cores / threads < batch ? cores / threads : (int)batch;
-    }
+    int teams, threads;
+    topk_gpu_row_teams(gpu, batch, SAMPLE_TEAM_MAX, &teams, &threads);
     sample_uploads up = sample_uploads_of(p, device_pointers);
     pthread_mutex_lock(&gpu->lock);
     void *stream = device_pointers ? gpu->stream : NULL;

@@ -97,15 +97,8 @@ static void spec_rows_mapped(const topk_gpu *gpu, const topk_spec_problem *p, in
 
 topk_status topk_gpu_speculative(topk_gpu *gpu, const topk_spec_problem *p, bool device_pointers)
 {
-    int64_t batch = p->batch;
-    int teams = (int)(batch < TOPK_LAUNCH_TEAMS_MOST ? batch : TOPK_LAUNCH_TEAMS_MOST), threads = SAMPLE_TEAM_MAX;
-    if (gpu->on_host) {
-        /* Host teams: two threads each for small batches, so the barriers are exercised (CI tests
-         * through this fallback), as sample_gpu.c does. */
-        int cores = omp_get_num_procs();
-        threads = cores >= 2 && batch <= 64 ? 2 : 1;
-        teams = cores / threads < batch ? cores / threads : (int)batch;
-    }
+    int teams, threads;
+    topk_gpu_row_teams(gpu, p->batch, SAMPLE_TEAM_MAX, &teams, &threads);
     pthread_mutex_lock(&gpu->lock);
     topk_status s = TOPK_OK;
     if (device_pointers && gpu->stream)
