@@ -88,6 +88,26 @@ class Speculative(ctypes.Structure):
     _fields_ = [("seed", ctypes.c_uint64), ("offset", ctypes.c_uint64), ("seeds", _ptr), ("offsets", _ptr)]
 
 
+# topk_comm's ops (include/topk.h): every one returns 0 on success; the last argument is the CUDA stream.
+ALLGATHER = ctypes.CFUNCTYPE(_int, _ptr, _ptr, _ptr, ctypes.c_size_t, _ptr)
+GATHER = ctypes.CFUNCTYPE(_int, _ptr, _ptr, _ptr, ctypes.c_size_t, _int, _ptr)
+ALLREDUCE_U64 = ctypes.CFUNCTYPE(_int, _ptr, _ptr, _ptr, ctypes.c_size_t, _int, _ptr)
+COMM_SUM, COMM_MAX = 0, 1  # topk_comm_reduce
+ALL_RANKS = -1  # TOPK_ALL_RANKS
+
+
+class Comm(ctypes.Structure):
+    """struct topk_comm: a communicator as a table of collectives."""
+    _fields_ = [("handle", _ptr), ("rank", _int), ("size", _int), ("device_buffers", _int),
+                ("allgather", ALLGATHER), ("gather", GATHER), ("allreduce_u64", ALLREDUCE_U64)]
+
+
+class Shard(ctypes.Structure):
+    """struct topk_shard: one rank's columns of a batch x global_vocab matrix."""
+    _fields_ = [("data", _ptr), ("dtype", _int), ("batch", _i64), ("vocab", _i64), ("row_stride", _i64),
+                ("column_offset", _i64), ("global_vocab", _i64)]
+
+
 _PROTOTYPES = {
     "topk_version_string": (ctypes.c_char_p, []),
     "topk_strerror": (ctypes.c_char_p, [_int]),
@@ -108,6 +128,9 @@ _PROTOTYPES = {
     "topk_top_k_mask_logits": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, _i64, _ptr, _uint, _ptr]),
     "topk_chain_speculative_sample": (_int, [_ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, ctypes.POINTER(Speculative),
                                              _uint, _ptr, _ptr, _ptr]),
+    "topk_shard_select": (_int, [_ptr, ctypes.POINTER(Comm), ctypes.POINTER(Shard), _i64, _uint, _int, _ptr, _ptr]),
+    "topk_shard_sample": (_int, [_ptr, ctypes.POINTER(Comm), ctypes.POINTER(Shard), ctypes.POINTER(Sampling), _uint,
+                                 _int, _ptr, _ptr]),
 }
 
 
@@ -134,10 +157,11 @@ C = _bind()
 version = C["topk_version_string"]().decode()
 
 
-def raise_for(status, detail=None):
+def raise_for(status, detail=None, cause=None):
     """Raises the exception for a non-zero topk_status, with the library's own message, followed by detail when
-    given (the driver's message after a DEVICE_FAILURE of a call on a stream: topk._cuda)."""
+    given (the driver's message after a DEVICE_FAILURE of a call on a stream: topk._cuda), from cause (the
+    exception behind a COMM status: topk.shard)."""
     message = C["topk_strerror"](status).decode()
     if detail:
         message = f"{message}: {detail}"
-    raise (TopkArgumentError if status in _ARGUMENT_STATUSES else TopkError)(f"libtopk: {message}", status)
+    raise (TopkArgumentError if status in _ARGUMENT_STATUSES else TopkError)(f"libtopk: {message}", status) from cause

@@ -96,16 +96,8 @@ def sample(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed=
     tokens' raw and processed log-probabilities and each row's top_logprobs best tokens with theirs, from
     the same call (the tokens are the same as without them)."""
     m = Matrix(logits, -1, copy, "logits")
-    params = _sampling_default()
-    # per-row values (addresses) and their owners, kept alive until the call returns
-    params.temperature, params.temperatures, t_owner = m.per_row(temperature, 1.0, _c_float, "temperature")
-    params.top_k, params.top_ks, k_owner = m.per_row(top_k, 0, _c_int64, "top_k")
-    params.top_p, params.top_ps, p_owner = m.per_row(top_p, 1.0, _c_float, "top_p")
-    params.min_p, params.min_ps, m_owner = m.per_row(min_p, 0.0, _c_float, "min_p")
-    if k_owner is not None:
-        params.max_top_k = _max_top_k(max_top_k, top_k, m)
-    params.seed, params.seeds, seeds = _generator_state(m, seed, "seed")  # seeds, offsets: kept alive until
-    params.offset, params.offsets, offsets = _generator_state(m, offset, "offset")  # the call returns
+    # per_row: the arrays that params points to, alive until the call returns
+    params, per_row = sampling_params(m, temperature, top_k, top_p, min_p, seed, offset, max_top_k)
     tokens = m.empty(None, "int64")
     if return_logprobs or top_logprobs:
         return _sample_with_logprobs(m, backend, params, tokens, top_logprobs)
@@ -130,6 +122,21 @@ def _sample_with_logprobs(m, backend, params, tokens, top_n):
         _call(m, backend, _sample_logprobs, (m.code, m.batch, m.vocab, m.stride, _byref(params)),
               (m.pointer(tokens), m.pointer(probs), _byref(request)))
     return Sampled(tokens, probs, raw, processed, top_tokens, top_logprobs)
+
+
+def sampling_params(m, temperature, top_k, top_p, min_p, seed, offset, max_top_k=None):
+    """sample()'s arguments for the rows of m as a topk_sampling, and the per-row values it points to (the
+    caller keeps them alive until the C call returns: host arrays, or tensors on the data's CUDA device)."""
+    params = _sampling_default()
+    params.temperature, params.temperatures, temperatures = m.per_row(temperature, 1.0, _c_float, "temperature")
+    params.top_k, params.top_ks, top_ks = m.per_row(top_k, 0, _c_int64, "top_k")
+    params.top_p, params.top_ps, top_ps = m.per_row(top_p, 1.0, _c_float, "top_p")
+    params.min_p, params.min_ps, min_ps = m.per_row(min_p, 0.0, _c_float, "min_p")
+    if top_ks is not None:
+        params.max_top_k = _max_top_k(max_top_k, top_k, m)
+    params.seed, params.seeds, seeds = _generator_state(m, seed, "seed")
+    params.offset, params.offsets, offsets = _generator_state(m, offset, "offset")
+    return params, [temperatures, top_ks, top_ps, min_ps, seeds, offsets]
 
 
 def softmax(logits, temperature=1.0, *, backend=None, copy=False):
