@@ -162,12 +162,9 @@ TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *
     TOPK_PLAN_LOCALS                                                                                     \
     const char *input = sp->input;                                                                       \
     uint64_t seed = sp->seed, offset = sp->offset;                                                       \
-    int64_t *tokens = sp->out, top_k = d.every.top_k;                                                    \
-    float *probs = sp->probs, temperature = d.every.temperature, top_p = d.every.top_p;                  \
-    float min_p = d.every.min_p;                                                                         \
-    const float *temperatures = d.arrays.temperatures, *top_ps = d.arrays.top_ps, *min_ps = d.arrays.min_ps; \
-    const int64_t *top_ks = d.arrays.top_ks;                                                             \
-    const uint64_t *seeds = d.seeds, *offsets = d.offsets;                                               \
+    int64_t *tokens = sp->out;                                                                           \
+    float *probs = sp->probs;                                                                            \
+    SAMPLE_PARAM_LOCALS(d)                                                                               \
     SAMPLE_LOGPROBS_LOCALS(sp)                                                                           \
     (void)teams, (void)device, (void)on_device;
 

@@ -92,15 +92,12 @@ SAMPLE_INLINE void sample_run_team(sample_mem *m, int op, const char *input, int
 #define SAMPLE_ROWS_LOCALS                                                                               \
     int op = (int)p->op, dtype = (int)p->dtype, device = gpu->device;                                    \
     bool on_device = !gpu->on_host;                                                                      \
-    int64_t batch = p->batch, vocab = p->vocab, row_stride = p->row_stride, top_k = d.every.top_k;       \
+    int64_t batch = p->batch, vocab = p->vocab, row_stride = p->row_stride;                              \
     const char *input = p->input;                                                                        \
     uint64_t seed = p->seed, offset = p->offset;                                                         \
     char *out = p->out;                                                                                  \
-    float *probs = p->probs, temperature = d.every.temperature, top_p = d.every.top_p;                   \
-    float min_p = d.every.min_p;                                                                         \
-    const float *temperatures = d.arrays.temperatures, *top_ps = d.arrays.top_ps, *min_ps = d.arrays.min_ps; \
-    const int64_t *top_ks = d.arrays.top_ks;                                                             \
-    const uint64_t *seeds = d.seeds, *offsets = d.offsets;                                               \
+    float *probs = p->probs;                                                                             \
+    SAMPLE_PARAM_LOCALS(d)                                                                               \
     SAMPLE_LOGPROBS_LOCALS(p)                                                                            \
     (void)device, (void)on_device;
 

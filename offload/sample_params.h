@@ -22,6 +22,15 @@ typedef struct sample_device_params {
     const uint64_t *seeds, *offsets;
 } sample_device_params;
 
+/* The call's parameters as the locals its regions capture by name (d: a sample_device_params). */
+#define SAMPLE_PARAM_LOCALS(d)                                                                           \
+    int64_t top_k = (d).every.top_k;                                                                     \
+    float temperature = (d).every.temperature, top_p = (d).every.top_p, min_p = (d).every.min_p;          \
+    const float *temperatures = (d).arrays.temperatures, *top_ps = (d).arrays.top_ps;                    \
+    const float *min_ps = (d).arrays.min_ps;                                                             \
+    const int64_t *top_ks = (d).arrays.top_ks;                                                           \
+    const uint64_t *seeds = (d).seeds, *offsets = (d).offsets;
+
 /* A launch site's logprobs outputs (topk_sample_logprobs) as the scalars its regions capture, from the
  * problem `sp` with `batch` rows: the pointers, and for mapped regions the element counts of each. A stream
  * launch site names each in its TOPK_KERNEL_ARG list (ci/launcher-check reads those names there). */
