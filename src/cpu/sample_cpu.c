@@ -133,9 +133,9 @@ topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t c
 #pragma omp parallel for num_threads(team_count) schedule(dynamic, 1)
     for (int64_t r = 0; r < p->batch; r++) {
         int me = omp_get_thread_num();
-        if (p->op == SAMPLE_OP_SAMPLE)
-            sample_row_of(p, r, values + r * longest * elem, indices + r * longest, lists + me * list_len, &mems[me],
-                          caches + me * cache_len);
+        if (p->op == SAMPLE_OP_SAMPLE) /* no lists at all (longest 0): values and indices are NULL */
+            sample_row_of(p, r, values ? values + r * longest * elem : NULL, indices ? indices + r * longest : NULL,
+                          lists + me * list_len, &mems[me], caches + me * cache_len);
         else
             run_helper_row(p, r, &mems[me]);
     }
