@@ -66,8 +66,10 @@ typedef enum topk_status {
     TOPK_ERR_BAD_MEMORY = 10,        /* device pointers given to a backend that reads host memory */
     TOPK_ERR_OUT_OF_MEMORY = 11,     /* a workspace could not be allocated */
     TOPK_ERR_DEVICE_FAILURE = 12,    /* the GPU runtime reported a failure */
-    TOPK_ERR_BAD_SAMPLING = 13,      /* a sampling parameter is out of range (temperature, top_k, top_p, min_p) */
-    TOPK_ERR_STREAM_CAPTURING = 14,  /* the CUDA stream is capturing a graph and this call cannot be captured */
+    TOPK_ERR_BAD_SAMPLING = 13,      /* a sampling parameter is out of range (temperature, top_k, top_p, min_p,
+                                        a logprobs request's top_n, a draft token id) */
+    TOPK_ERR_STREAM_CAPTURING = 14,  /* the stream is capturing a graph that cannot hold this call (the Python
+                                        binding's, for per-row values in host memory: the C calls never need it) */
     TOPK_ERR_COMM = 15,              /* a communicator operation (topk_comm) failed */
     TOPK_ERR_BAD_SHARDS = 16,        /* the ranks' shards do not tile the row, or the ranks' calls differ */
     TOPK_ERR_UNSUPPORTED = 17,       /* this build or backend cannot do what was asked (yet) */
@@ -157,8 +159,8 @@ TOPK_API topk_status topk_ctx_get_param(const topk_ctx *ctx, topk_param param, i
  * different streams never share buffers). Buffers a stream call used stay allocated until topk_ctx_free,
  * which first waits for the device (cuCtxSynchronize; the streams may be destroyed before it): a graph that captured a call must not be replayed after
  * topk_ctx_free. The first call of a shape may allocate; inside a capture that allocation is not part of
- * the graph. A capture may not hold per-row sampling parameters given in host memory
- * (TOPK_ERR_STREAM_CAPTURING): give one value for the call.
+ * the graph. Per-row sampling parameters are device memory in such calls (TOPK_DEVICE_POINTERS), read at
+ * each replay.
  * Threads: the stream is the context's; threads that use different streams use different contexts (or
  * set the stream and call under a lock of their own). A context knows a stream by its handle: before
  * destroying a stream it used, let the stream finish (cuStreamSynchronize), since a new stream may get the
@@ -254,9 +256,12 @@ TOPK_API const char *topk_ctx_tuning_device(const topk_ctx *ctx);
  * ~32 temperatures under the best). Rows may hold up to 2^32 - 1 elements (else TOPK_ERR_BAD_SHAPE).
  *
  * Each filter is optional, and is given either as one value for the call or as one value per row
- * (a host array of batch values, which then wins over the scalar). The per-row arrays are always host
- * memory, also with TOPK_DEVICE_POINTERS (which applies to logits, tokens and probs). A value out of
- * range returns TOPK_ERR_BAD_SAMPLING. */
+ * (an array of batch values, which then wins over the scalar). Per-row arrays (temperatures, top_ks,
+ * top_ps, min_ps, seeds, offsets, and the helpers' below) are where the call's other pointers are: host
+ * memory, or GPU memory with TOPK_DEVICE_POINTERS, read only by the kernel, so that the host reads nothing
+ * during the call and a CUDA graph replays whatever the arrays hold then. A value out of range returns
+ * TOPK_ERR_BAD_SAMPLING when the host can read it (scalars, host arrays); one in device memory makes its
+ * row's result invalid instead: token -1 with probability NaN (topk_sample), a row of NaN (the helpers). */
 typedef struct topk_sampling {
     float temperature;          /* finite, >= 0; 0 means greedy: the row's best token (NaN counting as -inf) */
     int64_t top_k;              /* 0 = off; else keep the top_k best logits (1..vocab) */
@@ -270,9 +275,12 @@ typedef struct topk_sampling {
     uint64_t offset;            /* Philox counter offset: advance it between calls (e.g. by 1 per step) */
     const uint64_t *seeds;      /* per row, or NULL: row r's own key, and then its draw depends on nothing
                                    else (not on r, nor on the batch): the same request draws the same token
-                                   at any row of any batch. Host memory, or GPU memory with
-                                   TOPK_DEVICE_POINTERS (read by the kernel: a CUDA graph replays new values) */
+                                   at any row of any batch */
     const uint64_t *offsets;    /* per row, or NULL: row r's counter offset; memory as for seeds */
+    int64_t max_top_k;          /* with top_ks in device memory: no row's top_k is above this (0: unknown).
+                                   A speed hint: the GPU selects this many candidates a row for top-k
+                                   sampling; a row with a larger top_k is still exact, sampled the slower
+                                   whole-row way. Ignored otherwise (the host reads top_ks). */
 } topk_sampling;
 
 /* The defaults: temperature 1, every filter off, seed 0, offset 0. */
@@ -286,15 +294,66 @@ TOPK_API topk_status topk_sample(topk_ctx *ctx, const void *logits, topk_dtype d
                                  int64_t row_stride, const topk_sampling *params, unsigned flags,
                                  int64_t *tokens_out, float *probs_out);
 
+/* ---- Logprobs -----------------------------------------------------------------------------------------
+ * topk_sample_logprobs is topk_sample (the same tokens and probabilities, bit for bit, for the same
+ * parameters) that also writes, for each row, any of:
+ *   raw[r]        the chosen token's log-probability under the RAW distribution, log_softmax(logits / T)
+ *                 over the whole row (vLLM's "raw_logprobs"), with T the row's temperature, or T = 1 for a
+ *                 greedy row (temperature 0: the logits' own log_softmax, as vLLM reports raw logprobs).
+ *                 No filter (top-k, top-p, min-p) applies. Computed as (x - max) / T - lse in double and
+ *                 rounded once to float, where max is the row's best logit and lse = log(S / 2^s) is the
+ *                 row's log-sum-exp less max / T, from the integer mass S the sampler's weights give at T
+ *                 (DESIGN.md): exact in any summation order, so identical on every backend.
+ *   processed[r]  the chosen token's log-probability under the PROCESSED distribution (after temperature,
+ *                 top-k, top-p and min-p, renormalised; vLLM's "processed_logprobs"): exactly
+ *                 (float)log((double)probs_out[r]), the log of the probability topk_sample reports, so 0
+ *                 for greedy rows.
+ *   top_tokens[r * top_n + j], top_logprobs[r * top_n + j]   (j < top_n <= TOPK_TOP_LOGPROBS_MAX)
+ *                 the row's top_n tokens (the OpenAI API's top_logprobs) with their RAW log-probabilities,
+ *                 best first under the sampling order: the library's total order with NaN ranked as -inf
+ *                 (ties to the smaller index). Where top_n > vocab, entries j >= vocab are token -1 with
+ *                 log-probability -inf.
+ * Odd rows, as topk_sample treats them: a NaN logit counts as -inf (log-probability -inf); a row holding
+ * +inf gives each of its c +inf tokens -log(c) and every other token -inf; a row of nothing but -inf and
+ * NaN gives its best token (the first) 0 and every other token -inf. A row with parameters in device memory
+ * that are out of range gets NaN everywhere and top tokens -1.
+ * Precision: raw log-probabilities are within 2e-6 * (1 + |logprob|) of log_softmax in exact arithmetic over
+ * the same logits (the error of the library's float exp on the few tokens that dominate the mass, and of
+ * tokens below 2^-s of the best, which weigh 0; see DESIGN.md), and the processed ones within 2e-6 of
+ * log(probs_out) exactly; the tests check both against a float64 reference.
+ * Cost: raw or top logprobs cost one more pass over each row (its mass at the raw temperature); top_n
+ * longer than the row's top-k list (0 for rows without top-k, else top_k; 1 when greedy) a search by
+ * count and a gather as well. processed alone costs one log a row. */
+#define TOPK_TOP_LOGPROBS_MAX 20
+
+/* Which logprobs to write: each output pointer NULL when not wanted; memory as the call's other outputs
+ * (host, or GPU with TOPK_DEVICE_POINTERS). top_n in [0, TOPK_TOP_LOGPROBS_MAX], else TOPK_ERR_BAD_SAMPLING;
+ * with top_n 0, top_tokens and top_logprobs are ignored. */
+typedef struct topk_logprobs {
+    float *raw;           /* batch floats, or NULL */
+    float *processed;     /* batch floats, or NULL */
+    int64_t top_n;        /* tokens a row in top_tokens and top_logprobs */
+    int64_t *top_tokens;  /* batch x top_n int64 (dense, row r at r * top_n), or NULL */
+    float *top_logprobs;  /* batch x top_n floats, same layout, or NULL */
+} topk_logprobs;
+
+/* topk_sample with logprobs (above): tokens_out and probs_out as topk_sample writes them, and the outputs
+ * `logprobs` names (NULL: none, the call is topk_sample). Returns TOPK_OK, or an error status with nothing
+ * written. */
+TOPK_API topk_status topk_sample_logprobs(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch,
+                                          int64_t vocab, int64_t row_stride, const topk_sampling *params,
+                                          unsigned flags, int64_t *tokens_out, float *probs_out,
+                                          const topk_logprobs *logprobs);
+
 /* softmax(logits / temperature) of each row into probs_out (batch x vocab fp32, dense), exactly the
- * probabilities topk_sample draws from with no filter. temperatures: NULL, or batch host floats
+ * probabilities topk_sample draws from with no filter. temperatures: NULL, or batch floats (memory as above)
  * overriding `temperature`; temperature must be finite and > 0. */
 TOPK_API topk_status topk_softmax(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch, int64_t vocab,
                                   int64_t row_stride, float temperature, const float *temperatures, unsigned flags,
                                   float *probs_out);
 
 /* Keeps the top_k largest probabilities of each row (the total order decides ties), zeroes the rest
- * and renormalises: probs_out is batch x vocab fp32, dense. top_ks: NULL or batch host values; 0 or
+ * and renormalises: probs_out is batch x vocab fp32, dense. top_ks: NULL or batch values (memory as above); 0 or
  * vocab keeps every entry. probs need not sum to 1; NaN, negative and +inf entries count as 0, and a row
  * whose kept mass is 0 is written as zeros. */
 TOPK_API topk_status topk_top_k_renorm_probs(topk_ctx *ctx, const float *probs, int64_t batch, int64_t vocab,
@@ -302,18 +361,66 @@ TOPK_API topk_status topk_top_k_renorm_probs(topk_ctx *ctx, const float *probs, 
                                              unsigned flags, float *probs_out);
 
 /* Keeps the smallest best-first prefix of each row whose mass is >= top_p times the row's mass, zeroes
- * the rest and renormalises: probs_out is batch x vocab fp32, dense. top_ps: NULL or batch host values
+ * the rest and renormalises: probs_out is batch x vocab fp32, dense. top_ps: NULL or batch values (memory as above)
  * in (0, 1]. Entries are read as by topk_top_k_renorm_probs. */
 TOPK_API topk_status topk_top_p_renorm_probs(topk_ctx *ctx, const float *probs, int64_t batch, int64_t vocab,
                                              int64_t row_stride, float top_p, const float *top_ps, unsigned flags,
                                              float *probs_out);
 
 /* Copies logits to logits_out (batch x vocab of dtype, dense) with every entry outside the row's top_k
- * set (ranked as topk_sample ranks: NaN as -inf) set to -inf. top_ks: NULL or batch host values; 0 or
+ * set (ranked as topk_sample ranks: NaN as -inf) set to -inf. top_ks: NULL or batch values (memory as above); 0 or
  * vocab keeps every entry. */
 TOPK_API topk_status topk_top_k_mask_logits(topk_ctx *ctx, const void *logits, topk_dtype dtype, int64_t batch,
                                             int64_t vocab, int64_t row_stride, int64_t top_k,
                                             const int64_t *top_ks, unsigned flags, void *logits_out);
+
+/* ---- Speculative decoding: chain verification ---------------------------------------------------------
+ * topk_chain_speculative_sample verifies a chain of S draft tokens per row against the target model, as
+ * FlashInfer's chain_speculative_sampling does (Leviathan et al. / Chen et al.: the emitted tokens are
+ * distributed exactly as the target model's), seeded and bit-identical on every backend.
+ * Inputs, dense fp32 / int64: draft_probs B x S x V (q_j), draft_token_ids B x S (d_j), target_probs
+ * B x (S + 1) x V (p_j). For each row, independently of every other row:
+ *   - position j < S accepts d_j iff r_j * q_j(d_j) < p_j(d_j) * 2^64 in exact arithmetic, with r_j the row's
+ *     64-bit Philox word for j: probability min(1, p/q) to within 2^-64. q_j(d_j) = 0 accepts whenever
+ *     p_j(d_j) > 0; p_j(d_j) = 0 always rejects.
+ *   - at the first rejected position a (a = S if none), the row emits d_0 .. d_{a-1} and one more token:
+ *     for a < S the correction token, drawn from normalize(max(0, p_a - q_a)) (from p_a when that residual
+ *     is 0 everywhere, which only inconsistent inputs give, e.g. p = q = 0 at d_a); for a = S the bonus
+ *     token, drawn from p_S. A distribution with no mass at all gives token 0.
+ *   - output_token_ids[b * (S + 1) + j] = d_j for j < a, the drawn token at j = a, -1 after.
+ *   - accepted_num[b]: how many of the S positions pass their acceptance test, each tested on its own
+ *     (FlashInfer's "accepted if independent" metric: its mean over rows is sum_j sum_x min(p_j, q_j)(x)
+ *     for normalised inputs); emitted_num[b] = a, the draft tokens emitted. Either pointer may be NULL.
+ * Probabilities are read as the renorm helpers read them: NaN, negative and +inf count as 0. The inputs are
+ * not renormalised: the exactness proof assumes each p_j and q_j sums to 1.
+ * Randomness: row b's word for position j (acceptance at j < S, the final draw at j = S) is Philox-4x32-10
+ * under the key `seed` at counter (offset, b, 2^31 | j), or with per-row seeds under seeds[b] at
+ * (offsets[b] or offset, 0, 2^31 | j): a row's result then depends only on its own inputs and (seed,
+ * offset), at any position in any batch. The top bit keeps these counters apart from topk_sample's.
+ * Draws are an inverse CDF (token order) over integer weights W = trunc(x * 2^(s - E)), x = max(0, p - q)
+ * in double (or p), 2^E above the largest x, s = 62 - floor(log2 V): sums exact in any order. The drawn
+ * distribution is within V / 2^(61 - floor(log2 V)) in total variation of the exact one (3.7e-9 for
+ * V = 128256); DESIGN.md has the argument.
+ * Memory: with TOPK_DEVICE_POINTERS every array (inputs, outputs, seeds, offsets) is device memory; a draft
+ * token outside [0, V) then counts as p = q = 0 (rejected) since the host cannot check it; in host memory
+ * it returns TOPK_ERR_BAD_SAMPLING. With a stream set (topk_ctx_set_stream) and device pointers the kernel
+ * is enqueued on the stream like topk_sample's. */
+typedef struct topk_speculative {
+    uint64_t seed, offset;     /* Philox key and counter offset, as topk_sampling's */
+    const uint64_t *seeds;     /* per row, or NULL: row b's own key (batch invariance) */
+    const uint64_t *offsets;   /* per row, or NULL: row b's counter offset */
+} topk_speculative;
+
+/* Chain speculative sampling (above). batch >= 1, num_speculative (S) >= 1, 1 <= vocab <= 2^32 - 1 and
+ * batch <= 2^32 - 1 (else TOPK_ERR_BAD_SHAPE); flags: TOPK_DEVICE_POINTERS only. output_token_ids is
+ * batch x (S + 1) int64; accepted_num and emitted_num batch int64 each, or NULL. Returns TOPK_OK, or an
+ * error status with nothing written. */
+TOPK_API topk_status topk_chain_speculative_sample(topk_ctx *ctx, const float *draft_probs,
+                                                   const int64_t *draft_token_ids, const float *target_probs,
+                                                   int64_t batch, int64_t num_speculative, int64_t vocab,
+                                                   const topk_speculative *params, unsigned flags,
+                                                   int64_t *output_token_ids, int64_t *accepted_num,
+                                                   int64_t *emitted_num);
 
 /* ---- Vocab-sharded rows --------------------------------------------------------------------------------
  * With tensor parallelism each rank holds a slice of the vocabulary: columns [column_offset,

@@ -47,11 +47,9 @@ enum {
     X(cuMemFree_v2, (CUdeviceptr))                                                                       \
     X(cuMemcpyHtoD_v2, (CUdeviceptr, const void *, size_t))                                              \
     X(cuMemcpyDtoH_v2, (void *, CUdeviceptr, size_t))                                                    \
-    X(cuMemcpyHtoDAsync_v2, (CUdeviceptr, const void *, size_t, CUstream))                               \
     X(cuMemsetD8Async, (CUdeviceptr, unsigned char, size_t, CUstream))                                   \
     X(cuLaunchKernel, (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, \
                        CUstream, void **, void **))                                                      \
-    X(cuStreamIsCapturing, (CUstream, int *))                                                            \
     X(cuStreamSynchronize, (CUstream))                                                                   \
     X(cuCtxSynchronize, (void))                                                                          \
     X(cuThreadExchangeStreamCaptureMode, (int *))

@@ -4,11 +4,13 @@
 #ifndef TOPK_GPU_H
 #define TOPK_GPU_H
 
+#include <omp.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "internal.h"
+#include "sizes.h"
 
 /* Places the local `shared` in GPU shared memory; on the host it stays on the team's stack. */
 #if defined(__NVPTX__)
@@ -52,26 +54,37 @@ struct topk_gpu {
     char error[256];      /* the driver's message of the last TOPK_ERR_DEVICE_FAILURE on a stream */
 };
 
+/* The launch of a kernel that runs a team per row (the whole-row sampler, the speculative verifier):
+ * `most_threads` a team on the GPU. Host teams (TOPK_OFFLOAD_HOST=1) get two threads each for small
+ * batches, so the barriers and atomics are exercised (CI tests through this fallback), and one for large
+ * batches, where host barriers cost more than the rows. */
+static inline void topk_gpu_row_teams(const topk_gpu *gpu, int64_t batch, int most_threads, int *teams, int *threads)
+{
+    *teams = (int)(batch < TOPK_LAUNCH_TEAMS_MOST ? batch : TOPK_LAUNCH_TEAMS_MOST);
+    *threads = most_threads;
+    if (gpu->on_host) {
+        int cores = omp_get_num_procs();
+        *threads = cores >= 2 && batch <= 64 ? 2 : 1;
+        *teams = cores / *threads < batch ? cores / *threads : (int)batch;
+    }
+}
+
 /* The workspace of the calls on `stream` (gpu->stream for a call that enqueues there, NULL for a
  * synchronous call), at least this large (tickets zero). With the lock held. TOPK_ERR_DEVICE_FAILURE
  * leaves the driver's message in gpu->error. */
 topk_status topk_gpu_workspace(topk_gpu *gpu, void *stream, size_t scratch_bytes, size_t ticket_bytes,
                                topk_workspace **out);
 
-/* Copies bytes of host memory to device memory at `to`: in order on `stream`, or synchronously when it
- * is NULL. With the lock held. */
-topk_status topk_gpu_upload(topk_gpu *gpu, void *stream, void *to, const void *from, size_t bytes);
-
-/* Whether gpu->stream is capturing a CUDA graph (false without a stream). */
-bool topk_gpu_capturing(topk_gpu *gpu);
+/* Copies bytes of host memory to device memory at `to`, synchronously (only calls on host memory, which
+ * never go on a stream, have parameters to copy). With the lock held. */
+topk_status topk_gpu_upload(topk_gpu *gpu, void *to, const void *from, size_t bytes);
 
 /* Rounds a workspace reservation up (to 1 MiB) so that slowly growing calls do not reallocate every time. */
 size_t topk_grown(size_t needed);
 
-/* streams.c: the streams' side of topk_gpu_workspace and topk_gpu_upload, and freeing what they hold. */
+/* streams.c: the streams' side of topk_gpu_workspace, and freeing what they hold. */
 topk_status topk_gpu_stream_workspace(topk_gpu *gpu, void *stream, size_t scratch_bytes, size_t ticket_bytes,
                                       topk_workspace **out);
-topk_status topk_gpu_stream_upload(topk_gpu *gpu, void *stream, void *to, const void *from, size_t bytes);
 void topk_gpu_close_streams(topk_gpu *gpu);
 
 /* Through the CUDA driver, loaded at run time (never linked): if the device's primary context is in

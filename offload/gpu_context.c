@@ -116,9 +116,8 @@ topk_status topk_gpu_workspace(topk_gpu *gpu, void *stream, size_t scratch_bytes
     return reserve_sync(gpu, scratch_bytes, ticket_bytes);
 }
 
-topk_status topk_gpu_upload(topk_gpu *gpu, void *stream, void *to, const void *from, size_t bytes)
+topk_status topk_gpu_upload(topk_gpu *gpu, void *to, const void *from, size_t bytes)
 {
-    if (stream) return topk_gpu_stream_upload(gpu, stream, to, from, bytes);
     return omp_target_memcpy(to, from, bytes, 0, 0, gpu->device, omp_get_initial_device()) == 0
                ? TOPK_OK
                : TOPK_ERR_DEVICE_FAILURE;

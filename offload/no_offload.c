@@ -6,6 +6,7 @@
 
 #include "internal.h"
 #include "sample.h"
+#include "speculative.h"
 
 topk_status topk_gpu_open(topk_gpu **gpu, int device)
 {
@@ -33,6 +34,14 @@ topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool de
     (void)p;
     (void)device_pointers;
     (void)team_threads;
+    return TOPK_ERR_NO_DEVICE;
+}
+
+topk_status topk_gpu_speculative(topk_gpu *gpu, const topk_spec_problem *p, bool device_pointers)
+{
+    (void)gpu;
+    (void)p;
+    (void)device_pointers;
     return TOPK_ERR_NO_DEVICE;
 }
 

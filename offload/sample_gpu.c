@@ -6,7 +6,8 @@
  * which runs the selection kernel with a sampling root. Every other call runs here: the whole-row team
  * operations of src/common/sample_team.h, shared with the cpu backend. With device pointers the region reads
  * and writes the caller's memory; with host pointers the same region maps them. The rows' parameters
- * come as scalars when every row has the same, else copied to the workspace first. With a stream
+ * come as scalars when every row has the same, else as arrays in device memory: the caller's
+ * (TOPK_DEVICE_POINTERS, checked here: sample_row_valid) or a copy of the host's. With a stream
  * (topk_ctx_set_stream) and device pointers, sample_rows_on_device's kernel is enqueued on it by the
  * stream launcher (launcher.h). Under TOPK_OFFLOAD_HOST=1 the region runs on host teams.
  */
@@ -21,24 +22,46 @@
 
 #pragma omp declare target
 
+/* A row whose parameters (read from device memory) are out of range: token -1 with probability NaN, or
+ * a row of NaN (topk.h). */
+SAMPLE_INLINE void sample_invalid_row(sample_team t, int op, int dtype, int64_t vocab, int64_t r, char *out, float *probs,
+                                      sample_logprobs lp)
+{
+    if (op == SAMPLE_OP_SAMPLE) {
+        if (t.tid == 0) {
+            ((int64_t *)out)[r] = -1;
+            if (probs) probs[r] = __builtin_nanf("");
+            sample_logprobs_invalid(lp, r);
+        }
+    } else if (op == SAMPLE_OP_TOP_K_MASK && dtype != TOPK_F32) {
+        uint16_t nan = dtype == TOPK_F16 ? 0x7E00u : 0x7FC0u;
+        for (int64_t c = t.tid; c < vocab; c += t.nt) ((uint16_t *)out)[r * vocab + c] = nan;
+    } else {
+        for (int64_t c = t.tid; c < vocab; c += t.nt) ((float *)out)[r * vocab + c] = __builtin_nanf("");
+    }
+}
+
 /* What every thread of every team runs. */
 SAMPLE_INLINE void sample_run_team(sample_mem *m, int op, const char *input, int dtype, int64_t batch,
-                                 int64_t vocab, int64_t row_stride, const sample_row *rows, sample_row every,
+                                 int64_t vocab, int64_t row_stride, sample_arrays arrays, sample_row every,
                                  uint64_t seed, uint64_t offset, const uint64_t *seeds, const uint64_t *offsets,
-                                 char *out, float *probs)
+                                 char *out, float *probs, sample_logprobs lp)
 {
     sample_team t = {m, omp_get_thread_num(), omp_get_num_threads()};
     int elem = dtype == TOPK_F32 ? 4 : 2;
     for (int64_t r = omp_get_team_num(); r < batch; r += omp_get_num_teams()) {
         sample_view v = {.row = input + r * row_stride * elem, .dtype = dtype, .vocab = vocab};
-        sample_row rp = rows ? rows[r] : every;
+        sample_row rp = sample_row_at(arrays, every, r);
         float *dense = (float *)out + r * vocab;
-        if (op == SAMPLE_OP_SAMPLE) {
+        if (!sample_row_valid(rp, vocab, op != SAMPLE_OP_SOFTMAX))
+            sample_invalid_row(t, op, dtype, vocab, r, out, probs, lp);
+        else if (op == SAMPLE_OP_SAMPLE) {
             sample_pick pick = sample_team_draw_row(t, v, rp, sample_row_random(seed, offset, seeds, offsets, r), 0);
             if (t.tid == 0) {
                 ((int64_t *)out)[r] = pick.token;
                 if (probs) probs[r] = pick.prob;
             }
+            if (sample_logprobs_wanted(lp)) sample_team_logprobs(t, v, rp, 0, 0, pick, lp, r);
         } else if (op == SAMPLE_OP_SOFTMAX)
             sample_team_softmax_row(t, v, rp.temperature, dense);
         else if (op == SAMPLE_OP_TOP_K_RENORM)
@@ -58,51 +81,55 @@ SAMPLE_INLINE void sample_run_team(sample_mem *m, int op, const char *input, int
         sample_mem shared;                                                                               \
         IN_TEAM_MEMORY                                                                                   \
         _Pragma("omp parallel num_threads(threads)")                                                     \
-        sample_run_team(&shared, op, input, dtype, batch, vocab, row_stride, rows,                       \
+        sample_run_team(&shared, op, input, dtype, batch, vocab, row_stride,                             \
+                        (sample_arrays){temperatures, top_ks, top_ps, min_ps},                           \
                         (sample_row){temperature, top_p, min_p, top_k}, seed, offset, seeds, offsets,    \
-                        out, probs);                                                                     \
+                        out, probs, SAMPLE_LOGPROBS_VALUE);                                              \
     }
 
-/* The launch's scalars, by the names the regions capture. rows: the per-row parameters in device
- * memory, or NULL and every row's in `every`; seeds, offsets: device memory or NULL. */
+/* The launch's scalars, by the names the regions capture: the per-row arrays in device memory or NULL
+ * (the scalar then serves every row), seeds and offsets likewise. */
 #define SAMPLE_ROWS_LOCALS                                                                               \
     int op = (int)p->op, dtype = (int)p->dtype, device = gpu->device;                                    \
     bool on_device = !gpu->on_host;                                                                      \
-    int64_t batch = p->batch, vocab = p->vocab, row_stride = p->row_stride, top_k = every.top_k;         \
+    int64_t batch = p->batch, vocab = p->vocab, row_stride = p->row_stride;                              \
     const char *input = p->input;                                                                        \
     uint64_t seed = p->seed, offset = p->offset;                                                         \
     char *out = p->out;                                                                                  \
-    float *probs = p->probs, temperature = every.temperature, top_p = every.top_p, min_p = every.min_p;  \
-    const uint64_t *seeds = d.seeds, *offsets = d.offsets;                                               \
-    const sample_row *rows = d.rows;                                                                     \
+    float *probs = p->probs;                                                                             \
+    SAMPLE_PARAM_LOCALS(d)                                                                               \
+    SAMPLE_LOGPROBS_LOCALS(p)                                                                            \
     (void)device, (void)on_device;
 
 /* The region on the caller's device memory: the stream launcher finds its kernel by this function's name. */
 static void sample_rows_on_device(const topk_gpu *gpu, const topk_sample_problem *p, int teams, int threads,
-                                  sample_device_params d, sample_row every)
+                                  sample_device_params d)
 {
     SAMPLE_ROWS_LOCALS
 #pragma omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
-    is_device_ptr(input, out, probs, rows, seeds, offsets)
+    is_device_ptr(input, out, probs, temperatures, top_ks, top_ps, min_ps, seeds, offsets, SAMPLE_LOGPROBS_POINTERS)
     SAMPLE_BODY
 }
 
 /* The same kernel on gpu->stream, through the stream launcher. */
 static topk_status sample_rows_on_stream(topk_gpu *gpu, const topk_sample_problem *p, int teams, int threads,
-                                         sample_device_params d, sample_row every)
+                                         sample_device_params d)
 {
     SAMPLE_ROWS_LOCALS
     topk_kernel_arg args[] = {TOPK_KERNEL_ARG(threads), TOPK_KERNEL_ARG(op), TOPK_KERNEL_ARG(input),
                               TOPK_KERNEL_ARG(dtype), TOPK_KERNEL_ARG(batch), TOPK_KERNEL_ARG(vocab),
-                              TOPK_KERNEL_ARG(row_stride), TOPK_KERNEL_ARG(rows), TOPK_KERNEL_ARG_F32(temperature),
+                              TOPK_KERNEL_ARG(row_stride), TOPK_KERNEL_ARG(temperatures), TOPK_KERNEL_ARG(top_ks),
+                              TOPK_KERNEL_ARG(top_ps), TOPK_KERNEL_ARG(min_ps), TOPK_KERNEL_ARG_F32(temperature),
                               TOPK_KERNEL_ARG_F32(top_p), TOPK_KERNEL_ARG_F32(min_p), TOPK_KERNEL_ARG(top_k),
                               TOPK_KERNEL_ARG(seed), TOPK_KERNEL_ARG(offset), TOPK_KERNEL_ARG(seeds),
-                              TOPK_KERNEL_ARG(offsets), TOPK_KERNEL_ARG(out), TOPK_KERNEL_ARG(probs)};
+                              TOPK_KERNEL_ARG(offsets), TOPK_KERNEL_ARG(out), TOPK_KERNEL_ARG(probs),
+                              TOPK_KERNEL_ARG(lp_raw), TOPK_KERNEL_ARG(lp_processed), TOPK_KERNEL_ARG(top_n),
+                              TOPK_KERNEL_ARG(top_tokens), TOPK_KERNEL_ARG(top_logprobs)};
     return topk_launch(gpu, "sample_rows_on_device", 0, teams, threads, args, (int)(sizeof args / sizeof args[0]));
 }
 
 static void sample_rows_mapped(const topk_gpu *gpu, const topk_sample_problem *p, int teams, int threads,
-                               sample_device_params d, sample_row every)
+                               sample_device_params d)
 {
     SAMPLE_ROWS_LOCALS
     int elem = topk_dtype_size(p->dtype);
@@ -110,7 +137,8 @@ static void sample_rows_mapped(const topk_gpu *gpu, const topk_sample_problem *p
     int64_t out_bytes = op == SAMPLE_OP_SAMPLE ? batch * 8 : batch * vocab * (op == SAMPLE_OP_TOP_K_MASK ? elem : 4);
     int64_t prob_count = probs ? batch : 0;
 #pragma omp target teams num_teams(teams) thread_limit(threads) device(device) if(target : on_device) \
-    is_device_ptr(rows, seeds, offsets) map(to : input[0 : in_bytes]) map(from : out[0 : out_bytes], probs[0 : prob_count])
+    is_device_ptr(temperatures, top_ks, top_ps, min_ps, seeds, offsets) map(to : input[0 : in_bytes]) map(from : out[0 : out_bytes], probs[0 : prob_count]) \
+    SAMPLE_LOGPROBS_MAP
     SAMPLE_BODY
 }
 
@@ -119,34 +147,24 @@ topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool de
     int64_t longest = sample_longest_list(p, SAMPLE_LIST);
     if (longest) return topk_gpu_sample_top(gpu, p, device_pointers, longest, team_threads);
     int64_t batch = p->batch;
-    int teams = (int)(batch < TOPK_LAUNCH_TEAMS_MOST ? batch : TOPK_LAUNCH_TEAMS_MOST), threads = SAMPLE_TEAM_MAX;
-    if (gpu->on_host) {
-        /* Host teams: two threads each for small batches, so the barriers and atomics are exercised
-         * (CI tests through this fallback); one for large batches, where host barriers cost more than
-         * the rows. */
-        int cores = omp_get_num_procs();
-        threads = cores >= 2 && batch <= 64 ? 2 : 1;
-        teams = cores / threads < batch ? cores / threads : (int)batch;
-    }
-    sample_uploads up = sample_uploads_of(p, sample_rows_uniform(p), device_pointers);
+    int teams, threads;
+    topk_gpu_row_teams(gpu, batch, SAMPLE_TEAM_MAX, &teams, &threads);
+    sample_uploads up = sample_uploads_of(p, device_pointers);
     pthread_mutex_lock(&gpu->lock);
     void *stream = device_pointers ? gpu->stream : NULL;
     topk_workspace *w = NULL;
     topk_status s = TOPK_OK;
-    if (stream && up.bytes && topk_gpu_capturing(gpu))
-        s = TOPK_ERR_STREAM_CAPTURING; /* parameters from host memory: a graph cannot hold them */
-    else if (up.bytes)
-        s = topk_gpu_workspace(gpu, stream, up.bytes, 0, &w);
-    sample_device_params d = {NULL, p->seeds, p->offsets};
-    if (s == TOPK_OK && w) s = sample_upload(gpu, stream, p, &up, w->scratch, &d);
+    if (up.bytes) s = topk_gpu_workspace(gpu, stream, up.bytes, 0, &w);
+    sample_device_params d;
+    if (s == TOPK_OK) s = sample_upload(gpu, p, &up, w ? w->scratch : NULL, &d);
     if (s != TOPK_OK)
         ;
     else if (stream)
-        s = sample_rows_on_stream(gpu, p, teams, threads, d, p->rows[0]);
+        s = sample_rows_on_stream(gpu, p, teams, threads, d);
     else if (device_pointers)
-        sample_rows_on_device(gpu, p, teams, threads, d, p->rows[0]);
+        sample_rows_on_device(gpu, p, teams, threads, d);
     else
-        sample_rows_mapped(gpu, p, teams, threads, d, p->rows[0]);
+        sample_rows_mapped(gpu, p, teams, threads, d);
     pthread_mutex_unlock(&gpu->lock);
     return s;
 }

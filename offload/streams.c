@@ -78,26 +78,6 @@ topk_status topk_gpu_stream_workspace(topk_gpu *gpu, void *stream, size_t scratc
     return s;
 }
 
-topk_status topk_gpu_stream_upload(topk_gpu *gpu, void *stream, void *to, const void *from, size_t bytes)
-{
-    const topk_cuda_api *cu = topk_cuda();
-    topk_cuda_scope scope;
-    topk_status s = topk_cuda_enter(gpu, &scope, false);
-    if (s != TOPK_OK) return s;
-    /* From pageable memory the driver stages the bytes before it returns, so `from` may go at once. */
-    CUresult r = cu->cuMemcpyHtoDAsync_v2((CUdeviceptr)(uintptr_t)to, from, bytes, (CUstream)stream);
-    topk_cuda_leave(&scope);
-    if (r) topk_cuda_message(r, "cuMemcpyHtoDAsync", gpu->error, sizeof gpu->error);
-    return r ? TOPK_ERR_DEVICE_FAILURE : TOPK_OK;
-}
-
-bool topk_gpu_capturing(topk_gpu *gpu)
-{
-    const topk_cuda_api *cu = topk_cuda();
-    int status = 0;
-    return gpu->stream && cu && cu->cuStreamIsCapturing((CUstream)gpu->stream, &status) == 0 && status != 0;
-}
-
 topk_status topk_gpu_set_stream(topk_gpu *gpu, void *stream)
 {
     if (stream && gpu->on_host) return TOPK_ERR_NO_DEVICE;

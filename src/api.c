@@ -38,8 +38,8 @@ const char *topk_strerror(topk_status status)
         [TOPK_ERR_DEVICE_FAILURE] = "the GPU runtime reported a failure",
         [TOPK_ERR_BAD_SAMPLING] = "a sampling parameter is out of range (temperature, top_k, top_p or min_p)",
         [TOPK_ERR_STREAM_CAPTURING] = "the CUDA stream is capturing a CUDA graph and this call cannot be captured: "
-                                      "set the stream on the context (topk_ctx_set_stream) and pass per-row "
-                                      "sampling parameters as one value for the call",
+                                      "set the stream on the context (topk_ctx_set_stream) and give per-row "
+                                      "sampling parameters in device memory",
         [TOPK_ERR_COMM] = "a communicator operation (an op of the topk_comm) reported a failure",
         [TOPK_ERR_BAD_SHARDS] = ("the ranks' shards do not tile [0, global vocab) exactly, or the ranks passed "
                                  "different batch, dtype, k, flags, root or sampling parameters"),

@@ -2,7 +2,8 @@
  * What the sampling entry points (sample_api.c) hand to a backend. Not installed.
  *
  * Everything is validated first: pointers non-NULL (probs may be NULL), 1 <= batch, 1 <= vocab <= 2^32 - 1,
- * vocab <= row_stride, offsets fit in int64, and every row's parameters in range (sample_row).
+ * vocab <= row_stride, offsets fit in int64, and every row's parameters in range (sample_row) where the
+ * host can read them; parameters in device memory are checked by the kernel (sample_row_valid).
  */
 #ifndef TOPK_SAMPLE_H
 #define TOPK_SAMPLE_H
@@ -12,7 +13,7 @@
 
 /* The five operations, which share validation, dispatch and the GPU region. */
 typedef enum sample_op {
-    SAMPLE_OP_SAMPLE,       /* topk_sample: out is batch int64 tokens, probs NULL or batch floats */
+    SAMPLE_OP_SAMPLE,       /* topk_sample(_logprobs): out is batch int64 tokens, probs NULL or batch floats */
     SAMPLE_OP_SOFTMAX,      /* topk_softmax: out is batch x vocab fp32; rows[r].temperature */
     SAMPLE_OP_TOP_K_RENORM, /* topk_top_k_renorm_probs: fp32 in and out; rows[r].top_k */
     SAMPLE_OP_TOP_P_RENORM, /* topk_top_p_renorm_probs: fp32 in and out; rows[r].top_p */
@@ -24,11 +25,17 @@ typedef struct topk_sample_problem {
     const void *input;
     topk_dtype dtype;
     int64_t batch, vocab, row_stride;
-    const sample_row *rows; /* batch entries, host memory: each row's resolved parameters */
+    /* Each row's parameters, checked: batch entries in host memory; NULL when some per-row array is
+     * device memory (TOPK_DEVICE_POINTERS), which only a kernel reads: then `arrays` over `every`. */
+    const sample_row *rows;
+    sample_arrays arrays; /* the caller's per-row arrays */
+    sample_row every;     /* the call's scalars */
+    int64_t max_top_k;    /* with top_ks in device memory: the caller's bound on them (0: unknown) */
     uint64_t seed, offset;
     void *out;
     float *probs;
     const uint64_t *seeds, *offsets; /* per row or NULL; device memory when the call has device pointers */
+    sample_logprobs lp;              /* topk_sample_logprobs's outputs (all NULL, top_n 0: none) */
 } topk_sample_problem;
 
 /* Row r's first input element. */
@@ -37,11 +44,18 @@ static inline const char *sample_input_row(const topk_sample_problem *p, int64_t
     return (const char *)p->input + (size_t)r * (size_t)p->row_stride * (size_t)topk_dtype_size(p->dtype);
 }
 
-/* The longest top-k list (sample_list_length, lists up to `most`) that a topk_sample call's rows need;
- * 0 for the helpers and when no row has one. */
-static inline int64_t sample_longest_list(const topk_sample_problem *p, int64_t most)
+/* The longest top-k list (sample_list_length, lists up to `most`) that a topk_sample call's rows sample
+ * from; 0 for the helpers and when no row has one. */
+static inline int64_t sample_longest_sampled(const topk_sample_problem *p, int64_t most)
 {
     int64_t longest = 0;
+    if (p->op == SAMPLE_OP_SAMPLE && !p->rows) {
+        /* Parameters the host cannot read: the caller's bound on top_ks (or the one top_k), and at
+         * least 1 for rows that turn out greedy. A row whose list would be longer is sampled the
+         * whole-row way by its root team (sample_fused.c): exact either way, only slower. */
+        int64_t k = p->arrays.top_ks ? (p->max_top_k < most ? p->max_top_k : most) : p->every.top_k;
+        return k > 1 && k < p->vocab && k <= most ? k : 1;
+    }
     if (p->op == SAMPLE_OP_SAMPLE)
         for (int64_t r = 0; r < p->batch; r++) {
             int64_t n = sample_list_length(p->rows[r], p->vocab, most);
@@ -50,10 +64,26 @@ static inline int64_t sample_longest_list(const topk_sample_problem *p, int64_t 
     return longest;
 }
 
+/* How many of a row's best its top logprobs name (topk_sample_logprobs): top_n, at most vocab. */
+static inline int64_t sample_top_count(const topk_sample_problem *p)
+{
+    return p->lp.top_n < p->vocab ? p->lp.top_n : p->vocab;
+}
+
+/* How many of each row's best a topk_sample call selects: the longest list its rows sample from, and, when
+ * any row has one, at least the top logprobs' count (rows with lists then take their top tokens from the
+ * list, sample_team_logprobs); 0 for the helpers and when no row has a list. */
+static inline int64_t sample_longest_list(const topk_sample_problem *p, int64_t most)
+{
+    int64_t longest = sample_longest_sampled(p, most);
+    return longest && longest < sample_top_count(p) ? sample_top_count(p) : longest;
+}
+
 /* Whether every row of the call has the same parameters (then a GPU call passes them as scalars). */
 static inline bool sample_rows_uniform(const topk_sample_problem *p)
 {
     const sample_row *rows = p->rows;
+    if (!rows) return false;
     for (int64_t r = 1; r < p->batch; r++)
         if (rows[r].temperature != rows[0].temperature || rows[r].top_k != rows[0].top_k ||
             rows[r].top_p != rows[0].top_p || rows[r].min_p != rows[0].min_p)

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "device_mem.h"
 #include "gen.h"
 
 enum pattern { NORMAL, RAW_BITS, FEW_VALUES, ALL_EQUAL, ASCENDING, DESCENDING, SPECIALS, PATTERNS };
@@ -68,28 +69,6 @@ static void fill_input(void *data, const parity_case *pc, rng *r)
         store_bits(pc->dtype, data, i, pattern_bits(pc->pattern, pc->dtype, i % stride, pc->vocab, r));
 }
 
-/* Where device pointers live: the GPU, or the host when the offload backend runs there. */
-static int pointer_device(void)
-{
-    const char *host = getenv("TOPK_OFFLOAD_HOST");
-    return host && !strcmp(host, "1") ? omp_get_initial_device() : omp_get_default_device();
-}
-
-static void *device_copy_in(const void *host, size_t bytes, int device)
-{
-    void *d = omp_target_alloc(bytes, device);
-    cr_assert(d && omp_target_memcpy(d, host, bytes, 0, 0, device, omp_get_initial_device()) == 0,
-              "cannot place %zu bytes on device %d", bytes, device);
-    return d;
-}
-
-static void device_copy_out(void *host, void *device_ptr, size_t bytes, int device)
-{
-    cr_assert(omp_target_memcpy(host, device_ptr, bytes, 0, 0, omp_get_initial_device(), device) == 0,
-              "cannot copy %zu bytes back from device %d", bytes, device);
-    omp_target_free(device_ptr, device);
-}
-
 /* The offload backend's answer with every buffer in device memory, copied back. */
 static selection select_on_device(topk_ctx *ctx, const select_case *c, const void *input, const char *name)
 {
@@ -105,7 +84,7 @@ static selection select_on_device(topk_ctx *ctx, const select_case *c, const voi
     topk_status s = topk_select(ctx, in, c->dtype, c->batch, c->vocab, c->row_stride, c->k,
                                 (c->smallest ? TOPK_SMALLEST : 0) | TOPK_DEVICE_POINTERS, values, indices);
     cr_assert(s == TOPK_OK, "%s: topk_select returned \"%s\"", name, topk_strerror(s));
-    omp_target_free(in, device);
+    device_free(in, device);
     device_copy_out(got.values, values, n * elem, device);
     device_copy_out(got.indices, indices, n * sizeof(int64_t), device);
     return got;

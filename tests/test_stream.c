@@ -153,10 +153,16 @@ Test(stream, sample_equals_synchronous)
         temperatures[r] = r % 4 == 0 ? 0.0f : 0.5f + 0.1f * (float)r;
         top_ks[r] = r % 3 == 0 ? 0 : 1 + r * 7;
     }
+    /* per-row arrays go where the call's other pointers are: device memory (TOPK_DEVICE_POINTERS) */
+    float *device_temperatures = cuda_alloc(sizeof temperatures);
+    int64_t *device_top_ks = cuda_alloc(sizeof top_ks);
+    cuda_upload(device_temperatures, temperatures, sizeof temperatures);
+    cuda_upload(device_top_ks, top_ks, sizeof top_ks);
     topk_sampling top_k = topk_sampling_default(), top_p = topk_sampling_default(), rows = topk_sampling_default();
     top_k.top_k = 50, top_k.top_p = 0.9f, top_k.temperature = 0.7f, top_k.seed = 11, top_k.offset = 3;
-    top_p.top_p = 0.8f, top_p.min_p = 0.05f, top_p.seed = 12;       /* the whole-row path */
-    rows.temperatures = temperatures, rows.top_ks = top_ks, rows.seed = 13; /* per row: both paths */
+    top_p.top_p = 0.8f, top_p.min_p = 0.05f, top_p.seed = 12; /* the whole-row path */
+    rows.temperatures = device_temperatures, rows.top_ks = device_top_ks, rows.seed = 13; /* per row: both paths */
+    rows.max_top_k = 1 + (B - 1) * 7;
     const topk_sampling *sets[] = {&top_k, &top_p, &rows};
     const int64_t vocabs[] = {4096, 128256};
     for (int v = 0; v < 2; v++)
@@ -174,6 +180,8 @@ Test(stream, sample_equals_synchronous)
                               p_stream[r], (long long)t_sync[r], p_sync[r]);
                 device_matrix_free(&m);
             }
+    cuda_free(device_temperatures);
+    cuda_free(device_top_ks);
     cuda_stream_free(stream);
     topk_ctx_free(ctx);
 }
@@ -322,23 +330,49 @@ Test(stream, two_streams_keep_their_workspaces)
     topk_ctx_free(ctx);
 }
 
-/* Per-row sampling parameters in host memory cannot go into a graph: the call says so and writes nothing. */
-Test(stream, capture_refuses_host_rows)
+/* Per-row sampling parameters in device memory are read at each replay: a graph captured with them,
+ * replayed after new values were written there, draws what a synchronous call with those values draws. */
+Test(stream, graph_reads_rows_from_device)
 {
     topk_ctx *ctx = gpu_or_skip();
     void *stream = cuda_stream();
     enum { B = 4, V = 1000 };
     device_matrix m = device_matrix_of(TOPK_F32, B, V, V, 3);
-    float temperatures[B] = {0.5f, 0.7f, 0.9f, 1.1f};
+    float *temperatures = cuda_alloc(B * 4);
+    int64_t *top_ks = cuda_alloc(B * 8), *tokens = cuda_alloc(B * 8);
     topk_sampling params = topk_sampling_default();
-    params.temperatures = temperatures;
-    params.top_k = 10;
-    int64_t *tokens = cuda_alloc(B * 8);
+    params.temperatures = temperatures, params.top_ks = top_ks, params.max_top_k = 100, params.seed = 8;
+    float t0[B] = {0.5f, 0.7f, 0.9f, 1.1f};
+    int64_t k0[B] = {10, 0, 100, 1};
+    cuda_upload(temperatures, t0, sizeof t0);
+    cuda_upload(top_ks, k0, sizeof k0);
     cr_assert(topk_ctx_set_stream(ctx, stream) == TOPK_OK);
+    cr_assert(topk_sample(ctx, m.device, TOPK_F32, B, V, V, &params, TOPK_DEVICE_POINTERS, tokens, NULL) == TOPK_OK);
     cuda_capture_begin(stream);
     topk_status s = topk_sample(ctx, m.device, TOPK_F32, B, V, V, &params, TOPK_DEVICE_POINTERS, tokens, NULL);
-    cuda_graph_free(cuda_capture_end(stream));
-    cr_assert(s == TOPK_ERR_STREAM_CAPTURING, "got %s", topk_strerror(s));
+    void *graph = cuda_capture_end(stream);
+    cr_assert(s == TOPK_OK, "topk_sample with device rows inside a capture: %s", topk_strerror(s));
+    for (int replay = 0; replay < 3; replay++) {
+        float t[B];
+        int64_t k[B], got[B], want[B];
+        for (int r = 0; r < B; r++) t[r] = t0[(r + replay) % B] * (1 + replay), k[r] = k0[(r + replay + 1) % B];
+        cuda_upload_async(temperatures, t, sizeof t, stream); /* in the stream's order, before the replay */
+        cuda_upload_async(top_ks, k, sizeof k, stream);
+        cuda_graph_launch(graph, stream);
+        cuda_sync(stream);
+        cuda_download(got, tokens, sizeof got);
+        topk_sampling host = topk_sampling_default(); /* the same values from host memory, synchronously */
+        host.temperatures = t, host.top_ks = k, host.seed = 8;
+        topk_ctx *sync = gpu_or_skip();
+        cr_assert(topk_sample(sync, m.host, TOPK_F32, B, V, V, &host, 0, want, NULL) == TOPK_OK);
+        topk_ctx_free(sync);
+        for (int r = 0; r < B; r++)
+            cr_assert(got[r] == want[r], "replay %d row %d: the graph drew %lld, a call with those values %lld", replay,
+                      r, (long long)got[r], (long long)want[r]);
+    }
+    cuda_graph_free(graph);
+    cuda_free(temperatures);
+    cuda_free(top_ks);
     cuda_free(tokens);
     device_matrix_free(&m);
     cuda_stream_free(stream);

@@ -301,9 +301,9 @@ def test_gpu_graph_capture_and_replay():
 
 
 @gpu
-def test_gpu_per_row_parameters_are_refused_in_a_capture():
-    """Per-row values live in host memory, which a graph cannot hold: STREAM_CAPTURING, and the capture of the
-    rest stays valid."""
+def test_gpu_host_per_row_parameters_are_refused_in_a_capture():
+    """Per-row values in host memory would have to be copied in, which a graph cannot hold: STREAM_CAPTURING,
+    and the capture of the rest stays valid."""
     x = torch.from_numpy(logits(4, 50304, seed=50)).cuda()
     capture = torch.cuda.Stream()
     capture.wait_stream(torch.cuda.current_stream())
@@ -322,6 +322,70 @@ def test_gpu_per_row_parameters_are_refused_in_a_capture():
     graph.replay()
     same_bits(y, x * 2)
     same_bits(captured.values, torch.topk(x, 50).values)
+
+
+PER_ROW = dict(temperature=[0.0, 0.7, 1.0, 1.3, 0.5, 0.9], top_k=[0, 50, 1, 2000, 5, 40],
+               top_p=[1.0, 0.9, 0.8, 1.0, 0.95, 0.7], min_p=[0.0, 0.0, 0.05, 0.1, 0.0, 0.02])
+
+
+def per_row_tensors(values):
+    return {name: torch.tensor(v, dtype=torch.int64 if name == "top_k" else torch.float32, device="cuda")
+            for name, v in values.items()}
+
+
+@gpu
+@pytest.mark.parametrize("max_top_k", [None, 40, 2000])
+def test_gpu_per_row_tensors_are_read_by_the_kernel(max_top_k):
+    """Per-row parameters as CUDA tensors (read by the kernel: topk_sampling's arrays in device memory) draw
+    what the same values in host memory draw on the cpu backend, whatever max_top_k says."""
+    x = logits(6, 50304, seed=52)
+    seeds = torch.tensor([3, 1, 4, 1, 5, 9], dtype=torch.int64)
+    want = topk.sample(torch.from_numpy(x), seed=seeds, return_probs=True, backend="cpu", **PER_ROW)
+    got = topk.sample(torch.from_numpy(x).cuda(), seed=seeds.cuda(), return_probs=True, backend="offload",
+                      max_top_k=max_top_k, **per_row_tensors(PER_ROW))
+    same_bits(got[0].cpu(), want[0])
+    same_bits(got[1].cpu(), want[1])
+    host_lists = topk.sample(torch.from_numpy(x).cuda(), seed=seeds.cuda(), return_probs=True, backend="offload",
+                             **PER_ROW)  # copied to the device by the binding
+    same_bits(host_lists[0].cpu(), want[0])
+
+
+@gpu
+def test_gpu_graph_replays_new_per_row_tensors():
+    """A graph captured with per-row CUDA tensors replays with whatever they hold: new temperatures, top_k and
+    seeds between replays give the draws of eager calls with those values."""
+    x = torch.from_numpy(logits(6, 32000, seed=53)).cuda()
+    params = per_row_tensors(PER_ROW)
+    seeds = torch.arange(6, dtype=torch.int64, device="cuda")
+    capture = torch.cuda.Stream()
+    capture.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(capture):
+        topk.sample(x, seed=seeds, backend="offload", max_top_k=2000, **params)  # warm-up: the workspace
+    torch.cuda.current_stream().wait_stream(capture)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=capture):
+        tokens, probs = topk.sample(x, seed=seeds, return_probs=True, backend="offload", max_top_k=2000, **params)
+    for replay in range(3):
+        values = {name: [v[(i + replay) % 6] for i in range(6)] for name, v in PER_ROW.items()}
+        for name, tensor in per_row_tensors(values).items():
+            params[name].copy_(tensor)
+        seeds.add_(100)
+        graph.replay()
+        want = topk.sample(x.cpu(), seed=seeds.cpu(), return_probs=True, backend="cpu", **values)
+        same_bits(tokens.cpu(), want[0])
+        same_bits(probs.cpu(), want[1])
+
+
+@gpu
+def test_gpu_out_of_range_per_row_tensor_gives_token_minus_one():
+    """A value the host cannot check (a CUDA tensor) that is out of range gives its row token -1 and
+    probability NaN, and the other rows their usual draws."""
+    x = torch.from_numpy(logits(3, 4096, seed=54)).cuda()
+    temperature = torch.tensor([0.7, -1.0, 0.7], device="cuda")
+    tokens, probs = topk.sample(x, temperature=temperature, top_k=50, seed=2, return_probs=True, backend="offload")
+    want = topk.sample(x.cpu(), temperature=0.7, top_k=50, seed=2, return_probs=True, backend="cpu")
+    assert tokens[1].item() == -1 and torch.isnan(probs[1]).item()
+    assert tokens[0].item() == want[0][0].item() and tokens[2].item() == want[0][2].item()
 
 
 def sleep_cycles(seconds):

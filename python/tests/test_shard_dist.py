@@ -159,7 +159,7 @@ def _rank_main(rank, world, init_method, checks):
 @pytest.mark.parametrize("world", [1, 2, 3, 4])
 def test_equals_one_process(world):
     with tempfile.TemporaryDirectory() as folder:
-        torch.multiprocessing.start_processes(_rank_main, nprocs=world, start_method="fork",
+        torch.multiprocessing.start_processes(_rank_main, nprocs=world, start_method="spawn",
                                               args=(world, f"file://{os.path.join(folder, 'rendezvous')}",
                                                     (check_select, check_sample, check_errors, check_subgroup)))
 

@@ -14,9 +14,10 @@ topk.shard_sample (topk.shard).
 from ._backends import backend_name, reset
 from . import _library
 from ._library import TopkArgumentError, TopkError, TopkTypeError, version
-from .sampling import (sample, sample_logits, sample_next_token, softmax, top_k_mask_logits, top_k_renorm_probs,
+from .sampling import (Sampled, sample, sample_logits, sample_next_token, softmax, top_k_mask_logits, top_k_renorm_probs,
                        top_p_renorm_probs)
 from .select import TopK, topk
+from .speculative import chain_speculative_sampling
 from .shard import shard_sample, shard_topk
 import sys as _sys
 
@@ -26,6 +27,6 @@ torch_ops = "torch" in _sys.modules and __import__("topk._torch_ops", fromlist=[
 
 library_version = version
 __version__ = ".".join(map(str, _library.VERSION))
-__all__ = ["topk", "TopK", "sample", "sample_logits", "sample_next_token", "softmax", "top_k_renorm_probs",
-           "top_p_renorm_probs", "top_k_mask_logits", "shard_topk", "shard_sample", "backend_name", "reset", "TopkError",
-           "TopkArgumentError", "TopkTypeError", "library_version", "__version__"]
+__all__ = ["topk", "TopK", "sample", "Sampled", "sample_logits", "sample_next_token", "softmax", "top_k_renorm_probs",
+           "top_p_renorm_probs", "top_k_mask_logits", "chain_speculative_sampling", "shard_topk", "shard_sample",
+           "backend_name", "reset", "TopkError", "TopkArgumentError", "TopkTypeError", "library_version", "__version__"]

@@ -341,20 +341,51 @@ class Matrix:
         return pointer
 
     def per_row(self, value, default, ctype, name):
-        """A sampling parameter given for the call (a number, or None for `default`) or per row (a sequence
-        or 1-D array of batch values): (scalar, host ctypes array or None)."""
+        """A sampling parameter given for the call (a number, or None for `default`) or per row (a sequence,
+        1-D array or tensor of batch values): (scalar, address of the per-row values or None, their owner,
+        to keep alive until the call returns). The values go where the data is: a host array for host
+        data; for CUDA data a tensor on its device, read by the kernel (libtopk_sampling's arrays follow
+        TOPK_DEVICE_POINTERS), so a CUDA graph replays whatever that tensor holds."""
         if value is None:
-            return default, None
+            return default, None, None
         if type(value) is float or type(value) is int:
-            return value, None
+            return value, None, None
         if getattr(value, "ndim", None) == 0:  # a NumPy scalar or a 0-d tensor
             value = value.item()
         if isinstance(value, numbers.Number):
-            return value, None
+            return value, None, None
+        if self.cuda is not None:
+            tensor = _per_row_on_device(value, ctype, self.batch, self.cuda, name)
+            return default, tensor.data_ptr(), tensor
+        if getattr(value, "is_cuda", False):
+            raise TopkArgumentError(f"{name} per row is on a CUDA device but the data is not")
         values = value.tolist() if hasattr(value, "tolist") else list(value)
         if len(values) != self.batch or any(isinstance(v, list) for v in values):
             raise TopkArgumentError(f"{name} per row must hold one value per row ({self.batch}), got {len(values)}")
-        return default, (ctype * self.batch)(*values)
+        array = (ctype * self.batch)(*values)
+        return default, ctypes.addressof(array), array
+
+
+def _per_row_on_device(value, ctype, batch, device, name):
+    """Per-row values for CUDA data as a contiguous tensor of batch float32 (int64 for ctype c_int64) on
+    cuda:device. A CUDA tensor is used as it is (converted on the device, on torch's current stream, if
+    its dtype or layout differ); host values are copied through pinned memory without a host wait, which
+    a CUDA graph cannot hold: refused in a capture (STREAM_CAPTURING), as libtopk refuses host values."""
+    import torch
+    dtype = torch.int64 if ctype is ctypes.c_int64 else torch.float32
+    if isinstance(value, torch.Tensor) and value.is_cuda:
+        if value.device.index != device or tuple(value.shape) != (batch,):
+            raise TopkArgumentError(f"{name} per row must be {batch} values on cuda:{device}, not a tensor of shape "
+                                    f"{tuple(value.shape)} on {value.device}")
+        return value.to(dtype).contiguous()
+    if torch.cuda.is_current_stream_capturing():
+        from ._library import STATUSES, raise_for
+        raise_for(STATUSES.index("STREAM_CAPTURING"), f"{name} per row from host memory")
+    values = value.tolist() if hasattr(value, "tolist") else list(value)
+    if len(values) != batch or any(isinstance(v, list) for v in values):
+        raise TopkArgumentError(f"{name} per row must hold one value per row ({batch}), got {len(values)}")
+    staged = torch.tensor(values, dtype=dtype).pin_memory()
+    return staged.to(f"cuda:{device}", non_blocking=True)
 
 
 def _move_last(kind, x, dim, shape, strides, ptr, name):

@@ -74,7 +74,18 @@ class Sampling(ctypes.Structure):
     """struct topk_sampling."""
     _fields_ = [("temperature", _float), ("top_k", _i64), ("top_p", _float), ("min_p", _float),
                 ("temperatures", _ptr), ("top_ks", _ptr), ("top_ps", _ptr), ("min_ps", _ptr),
-                ("seed", ctypes.c_uint64), ("offset", ctypes.c_uint64), ("seeds", _ptr), ("offsets", _ptr)]
+                ("seed", ctypes.c_uint64), ("offset", ctypes.c_uint64), ("seeds", _ptr), ("offsets", _ptr),
+                ("max_top_k", ctypes.c_int64)]
+
+
+class Logprobs(ctypes.Structure):
+    """struct topk_logprobs."""
+    _fields_ = [("raw", _ptr), ("processed", _ptr), ("top_n", _i64), ("top_tokens", _ptr), ("top_logprobs", _ptr)]
+
+
+class Speculative(ctypes.Structure):
+    """struct topk_speculative."""
+    _fields_ = [("seed", ctypes.c_uint64), ("offset", ctypes.c_uint64), ("seeds", _ptr), ("offsets", _ptr)]
 
 
 # topk_comm's ops (include/topk.h): every one returns 0 on success; the last argument is the CUDA stream.
@@ -109,10 +120,14 @@ _PROTOTYPES = {
     "topk_select": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, _i64, _uint, _ptr, _ptr]),
     "topk_sampling_default": (Sampling, []),
     "topk_sample": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, ctypes.POINTER(Sampling), _uint, _ptr, _ptr]),
+    "topk_sample_logprobs": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, ctypes.POINTER(Sampling), _uint, _ptr, _ptr,
+                                    ctypes.POINTER(Logprobs)]),
     "topk_softmax": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, _float, _ptr, _uint, _ptr]),
     "topk_top_k_renorm_probs": (_int, [_ptr, _ptr, _i64, _i64, _i64, _i64, _ptr, _uint, _ptr]),
     "topk_top_p_renorm_probs": (_int, [_ptr, _ptr, _i64, _i64, _i64, _float, _ptr, _uint, _ptr]),
     "topk_top_k_mask_logits": (_int, [_ptr, _ptr, _int, _i64, _i64, _i64, _i64, _ptr, _uint, _ptr]),
+    "topk_chain_speculative_sample": (_int, [_ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, ctypes.POINTER(Speculative),
+                                             _uint, _ptr, _ptr, _ptr]),
     "topk_shard_select": (_int, [_ptr, ctypes.POINTER(Comm), ctypes.POINTER(Shard), _i64, _uint, _int, _ptr, _ptr]),
     "topk_shard_sample": (_int, [_ptr, ctypes.POINTER(Comm), ctypes.POINTER(Shard), ctypes.POINTER(Sampling), _uint,
                                  _int, _ptr, _ptr]),

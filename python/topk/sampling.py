@@ -2,26 +2,39 @@
 module (sample_logits) and of nanochat (sample_next_token) on top of them.
 
 Every parameter that libtopk takes per row (temperature, top_k, top_p, min_p) is either one number for
-the call or a sequence / 1-D array / tensor of one value per row (copied to the host: a few bytes). On CUDA
-data the calls are enqueued on torch's current stream (topk._cuda) and can be captured in a CUDA graph,
-with one number per parameter: per-row values in host memory cannot be captured (STREAM_CAPTURING).
+the call or a sequence / 1-D array / tensor of one value per row. On host data the values are read on the
+host; on CUDA data they are a tensor on the logits' device read by the kernel alone (a CUDA tensor is used
+as it is; host values are copied there first). The CUDA calls are enqueued on torch's current stream
+(topk._cuda) with no host wait and can be captured in a CUDA graph, which then replays with whatever the
+per-row tensors hold; per-row values in host memory cannot be captured (STREAM_CAPTURING).
 Draws are Philox-4x32-10 under (seed, offset): the same seed, offset and logits give the same tokens on
 every backend; advance offset between the steps of a decode loop, or let seed=None draw a fresh seed.
 seed and offset may also be given per row (one uint64 per row: a request's own generator, so that its
 token does not depend on its place in the batch). On CUDA data they are then an int64 tensor on the
 logits' device, read by the kernel: a captured CUDA graph replays with whatever they hold then.
 """
+import collections
 import ctypes
 import operator
 
 from . import _cuda
 from ._arrays import Matrix
 from ._backends import context
-from ._library import C, DTYPES, TOPK_DEVICE_POINTERS, TopkArgumentError, TopkTypeError, raise_for
+from ._library import C, DTYPES, TOPK_DEVICE_POINTERS, Logprobs, TopkArgumentError, TopkTypeError, raise_for
 
 _U64 = (1 << 64) - 1
 _F32 = DTYPES["float32"]
 _sample, _sampling_default, _softmax = C["topk_sample"], C["topk_sampling_default"], C["topk_softmax"]
+_sample_logprobs = C["topk_sample_logprobs"]
+TOP_LOGPROBS_MAX = 20  # topk.h's TOPK_TOP_LOGPROBS_MAX
+
+Sampled = collections.namedtuple("Sampled", "tokens probs logprobs processed_logprobs top_tokens top_logprobs")
+Sampled.__doc__ = """topk.sample's result with return_logprobs or top_logprobs (topk.h, topk_sample_logprobs):
+tokens (int64) and probs (float32) as without them; logprobs, each chosen token's float32 log-probability
+under the raw distribution, log_softmax(logits / temperature) over the whole row (temperature 0: under 1);
+processed_logprobs, log(probs), under the filtered, renormalised distribution; top_tokens (int64) and
+top_logprobs (float32), shaped (..., top_logprobs), each row's best tokens (NaN ranking as -inf, ties to
+the smaller index) with their raw log-probabilities, or None when top_logprobs is 0."""
 _top_k_renorm, _top_p_renorm, _top_k_mask = (C["topk_top_k_renorm_probs"], C["topk_top_p_renorm_probs"],
                                              C["topk_top_k_mask_logits"])
 _c_float, _c_int64, _byref = ctypes.c_float, ctypes.c_int64, ctypes.byref
@@ -59,21 +72,35 @@ def _call(m, backend, function, args, outputs):
         _cuda.call(m.cuda, function, ctx, m.ptr, *args, TOPK_DEVICE_POINTERS, *outputs)
 
 
-def _address(array):
-    return None if array is None else ctypes.addressof(array)
+def _max_top_k(bound, top_k, m):
+    """topk_sampling.max_top_k for per-row top_k: the caller's bound, else for values the host holds their
+    largest; for a CUDA tensor without a bound 0 ("unknown": exact, but rows past a top-k list are sampled
+    the slower whole-row way; reading the tensor's largest would wait for the GPU)."""
+    if bound is not None:
+        return operator.index(bound)
+    if m.cuda is not None and getattr(top_k, "is_cuda", False):
+        return 0
+    values = top_k.tolist() if hasattr(top_k, "tolist") else list(top_k)
+    return max(values, default=0)
 
 
 def sample(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed=0, offset=0, return_probs=False,
-           backend=None, copy=False):
+           backend=None, copy=False, max_top_k=None, return_logprobs=False, top_logprobs=0):
     """One token per row of logits (..., V), drawn from softmax(logits / temperature) restricted to the
     top_k best logits, then the smallest best-first prefix of mass >= top_p, then the tokens with
     p >= min_p * p_max (None: off). temperature 0 is greedy: the row's best logit, ties to the smaller index.
     Returns int64 tokens shaped logits.shape[:-1] (and, with return_probs, each chosen token's float32
-    probability under the filtered, renormalised distribution), of the input's kind and device."""
+    probability under the filtered, renormalised distribution), of the input's kind and device.
+    max_top_k: with top_k per row as a CUDA tensor, no row's top_k is above it (a speed hint, see topk.h).
+    return_logprobs, top_logprobs (0..20, the OpenAI API's): return a Sampled tuple instead, with the chosen
+    tokens' raw and processed log-probabilities and each row's top_logprobs best tokens with theirs, from
+    the same call (the tokens are the same as without them)."""
     m = Matrix(logits, -1, copy, "logits")
     # per_row: the arrays that params points to, alive until the call returns
-    params, per_row = sampling_params(m, temperature, top_k, top_p, min_p, seed, offset)
+    params, per_row = sampling_params(m, temperature, top_k, top_p, min_p, seed, offset, max_top_k)
     tokens = m.empty(None, "int64")
+    if return_logprobs or top_logprobs:
+        return _sample_with_logprobs(m, backend, params, tokens, top_logprobs)
     probs = m.empty(None, "float32") if return_probs else None
     if m.batch:
         _call(m, backend, _sample, (m.code, m.batch, m.vocab, m.stride, _byref(params)),
@@ -81,26 +108,41 @@ def sample(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed=
     return (tokens, probs) if return_probs else tokens
 
 
-def sampling_params(m, temperature, top_k, top_p, min_p, seed, offset):
-    """sample()'s arguments for the rows of m as a topk_sampling, and the per-row arrays it points to (the
-    caller keeps them alive until the C call returns)."""
+def _sample_with_logprobs(m, backend, params, tokens, top_n):
+    """sample's call through topk_sample_logprobs, every output asked for: a Sampled tuple."""
+    top_n = operator.index(top_n)
+    if not 0 <= top_n <= TOP_LOGPROBS_MAX:
+        raise TopkArgumentError(f"top_logprobs must be in [0, {TOP_LOGPROBS_MAX}], got {top_n}")
+    probs, raw, processed = (m.empty(None, "float32") for _ in range(3))
+    top_tokens = m.empty(top_n, "int64") if top_n else None
+    top_logprobs = m.empty(top_n, "float32") if top_n else None
+    if m.batch:
+        request = Logprobs(m.pointer(raw), m.pointer(processed), top_n,
+                           m.pointer(top_tokens) if top_n else None, m.pointer(top_logprobs) if top_n else None)
+        _call(m, backend, _sample_logprobs, (m.code, m.batch, m.vocab, m.stride, _byref(params)),
+              (m.pointer(tokens), m.pointer(probs), _byref(request)))
+    return Sampled(tokens, probs, raw, processed, top_tokens, top_logprobs)
+
+
+def sampling_params(m, temperature, top_k, top_p, min_p, seed, offset, max_top_k=None):
+    """sample()'s arguments for the rows of m as a topk_sampling, and the per-row values it points to (the
+    caller keeps them alive until the C call returns: host arrays, or tensors on the data's CUDA device)."""
     params = _sampling_default()
-    params.temperature, temperatures = m.per_row(temperature, 1.0, _c_float, "temperature")
-    params.top_k, top_ks = m.per_row(top_k, 0, _c_int64, "top_k")
-    params.top_p, top_ps = m.per_row(top_p, 1.0, _c_float, "top_p")
-    params.min_p, min_ps = m.per_row(min_p, 0.0, _c_float, "min_p")
-    per_row = [temperatures, top_ks, top_ps, min_ps]
-    if temperatures is not None or top_ks is not None or top_ps is not None or min_ps is not None:
-        params.temperatures, params.top_ks, params.top_ps, params.min_ps = map(_address, per_row)
+    params.temperature, params.temperatures, temperatures = m.per_row(temperature, 1.0, _c_float, "temperature")
+    params.top_k, params.top_ks, top_ks = m.per_row(top_k, 0, _c_int64, "top_k")
+    params.top_p, params.top_ps, top_ps = m.per_row(top_p, 1.0, _c_float, "top_p")
+    params.min_p, params.min_ps, min_ps = m.per_row(min_p, 0.0, _c_float, "min_p")
+    if top_ks is not None:
+        params.max_top_k = _max_top_k(max_top_k, top_k, m)
     params.seed, params.seeds, seeds = _generator_state(m, seed, "seed")
     params.offset, params.offsets, offsets = _generator_state(m, offset, "offset")
-    return params, per_row + [seeds, offsets]
+    return params, [temperatures, top_ks, top_ps, min_ps, seeds, offsets]
 
 
 def softmax(logits, temperature=1.0, *, backend=None, copy=False):
     """softmax(logits / temperature) over the last axis, as float32 (temperature: a number or one per row)."""
     m = Matrix(logits, -1, copy, "logits")
-    scalar, per_row = m.per_row(temperature, 1.0, _c_float, "temperature")
+    scalar, per_row, owner = m.per_row(temperature, 1.0, _c_float, "temperature")
     probs = m.empty(m.vocab, "float32")
     if m.batch:
         _call(m, backend, _softmax, (m.code, m.batch, m.vocab, m.stride, scalar, per_row),
@@ -114,7 +156,7 @@ def _renorm(function, probs, value, default, ctype, name, backend, copy):
     m = Matrix(probs, -1, copy, "probs")
     if m.code != _F32:
         raise TopkTypeError(f"probs must be float32, not {m.dtype}")
-    scalar, per_row = m.per_row(value, default, ctype, name)
+    scalar, per_row, owner = m.per_row(value, default, ctype, name)
     out = m.empty(m.vocab, "float32")
     if m.batch:
         _call(m, backend, function, (m.batch, m.vocab, m.stride, scalar, per_row), (m.pointer(out),))
@@ -134,7 +176,7 @@ def top_p_renorm_probs(probs, top_p, *, backend=None, copy=False):
 def top_k_mask_logits(logits, top_k, *, backend=None, copy=False):
     """A copy of logits with every entry outside its row's top_k set to -inf (same dtype)."""
     m = Matrix(logits, -1, copy, "logits")
-    scalar, per_row = m.per_row(top_k, 0, _c_int64, "top_k")
+    scalar, per_row, owner = m.per_row(top_k, 0, _c_int64, "top_k")
     out = m.empty(m.vocab)
     if m.batch:
         _call(m, backend, _top_k_mask, (m.code, m.batch, m.vocab, m.stride, scalar, per_row),

@@ -36,11 +36,28 @@ typedef struct sample_row {
     int64_t top_k;
 } sample_row;
 
+/* A call's per-row parameter arrays, each batch values or NULL (the call's scalar then serves every
+ * row). On the GPU they are device memory: the caller's with TOPK_DEVICE_POINTERS, else a copy. */
+typedef struct sample_arrays {
+    const float *temperatures;
+    const int64_t *top_ks;
+    const float *top_ps, *min_ps;
+} sample_arrays;
+
 /* What a row's draw gave. */
 typedef struct sample_pick {
     int64_t token;
     float prob;
 } sample_pick;
+
+/* topk_sample_logprobs's outputs (topk.h), each NULL when not asked for; top_n is 0 without top outputs.
+ * Kernels get them as five scalars, not as this struct (DESIGN.md: structs are not passed to a region). */
+typedef struct sample_logprobs {
+    float *raw, *processed;
+    int64_t top_n;
+    int64_t *top_tokens;
+    float *top_logprobs;
+} sample_logprobs;
 
 #pragma omp declare target
 
@@ -193,6 +210,24 @@ SAMPLE_INLINE uint64_t sample_prob_fixed(double scale, float p)
     return (uint64_t)((double)p * scale);
 }
 
+/* log(y) for a finite normal y > 0, in double, the same bits on every target (no libm, no contraction):
+ * y = 2^e m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(t) with t = (m - 1) / (m + 1), |t| < 0.1716,
+ * by its series up to t^21 (the rest is below 3e-18). Used once per row, by the logprobs (topk.h). */
+SAMPLE_INLINE double sample_log(double y)
+{
+    sample_f64 v;
+    v.f = y;
+    int e = (int)((v.u >> 52) & 0x7FFu) - 1023;
+    v.u = (v.u & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;
+    if (v.f > 1.4142135623730951) {
+        v.f *= 0.5;
+        e++;
+    }
+    double t = (v.f - 1.0) / (v.f + 1.0), t2 = t * t, series = 1.0 / 21.0;
+    for (int j = 19; j >= 1; j -= 2) series = series * t2 + 1.0 / (double)j;
+    return (double)e * 0.69314718055994530942 + 2.0 * t * series;
+}
+
 /* The high 64 bits of a * b, from 32-bit halves. */
 SAMPLE_INLINE uint64_t sample_mulhi(uint64_t a, uint64_t b)
 {
@@ -218,6 +253,27 @@ SAMPLE_INLINE uint64_t sample_philox(uint64_t seed, uint64_t offset, uint64_t ro
         k1 += 0xBB67AE85u;
     }
     return (uint64_t)c1 << 32 | c0;
+}
+
+/* Row r's parameters: its entry of each per-row array, else the call's scalar. */
+SAMPLE_INLINE sample_row sample_row_at(sample_arrays a, sample_row every, int64_t r)
+{
+    return (sample_row){.temperature = a.temperatures ? a.temperatures[r] : every.temperature,
+                        .top_p = a.top_ps ? a.top_ps[r] : every.top_p,
+                        .min_p = a.min_ps ? a.min_ps[r] : every.min_p,
+                        .top_k = a.top_ks ? a.top_ks[r] : every.top_k};
+}
+
+/* Whether a row's parameters are in range (topk.h): temperature finite and >= 0 (> 0 for topk_softmax,
+ * where 0 has no meaning), top_k in [0, vocab], top_p in (0, 1], min_p in [0, 1]. The host checks
+ * parameters it can read before a call; a kernel checks those it reads from device memory. NaN fails
+ * every comparison, so it is out of range everywhere. */
+SAMPLE_INLINE bool sample_row_valid(sample_row rp, int64_t vocab, bool zero_temperature_allowed)
+{
+    float t = rp.temperature;
+    bool t_ok = t == t && t <= 3.4028234663852886e38f && (zero_temperature_allowed ? t >= 0.0f : t > 0.0f);
+    return t_ok && rp.top_k >= 0 && rp.top_k <= vocab && rp.top_p > 0.0f && rp.top_p <= 1.0f && rp.min_p >= 0.0f &&
+           rp.min_p <= 1.0f;
 }
 
 /* Row `row`'s random bits (topk.h): (offset, row) under seed; with per-row seeds, (offsets[row] or

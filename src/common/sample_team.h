@@ -29,6 +29,7 @@
 #define SAMPLE_BINS 256
 #define SAMPLE_TEAM_MAX 256 /* most threads in a team */
 #define SAMPLE_LIST 1024    /* the GPU serves top_k up to this from a top-k list (offload/sample_fused.c) */
+#define SAMPLE_TOP_MAX TOPK_TOP_LOGPROBS_MAX /* the most top logprobs a row asks for */
 
 /* A team's shared memory. On the GPU it lives in shared memory; a one-thread team has its own. */
 typedef struct sample_mem {
@@ -36,7 +37,8 @@ typedef struct sample_mem {
     uint32_t count[SAMPLE_BINS];
     uint64_t part[SAMPLE_TEAM_MAX]; /* one partial result per thread */
     uint64_t word[4];               /* results broadcast to the team */
-    uint32_t fill;
+    uint64_t top[SAMPLE_TOP_MAX];   /* the logprobs' top n, gathered by the team */
+    uint32_t fill;                  /* entries of top gathered so far */
 } sample_mem;
 
 enum sample_kind { SAMPLE_LOGITS, SAMPLE_PROBS };
@@ -290,6 +292,98 @@ SAMPLE_INLINE void sample_team_renorm_row(sample_team t, sample_view v, int64_t 
         out[i] = q ? sample_ratio(q, total) : 0.0f;
     }
 }
+
+/* Column `column`'s raw log-probability (topk.h): (x - max) / T - lse in double, rounded once to float,
+ * where lse = log(S / 2^s), the row's log-sum-exp less max / T (S its integer mass at T). A row of -inf and
+ * NaN puts probability 1 on its best; a row with +inf shares it among its +inf tokens (as sample_w does). */
+SAMPLE_INLINE float sample_raw_logprob(sample_view v, double temperature, double lse, uint64_t best, int64_t column)
+{
+    float x = sample_value(v.dtype, sample_bits_at(v.row, v.dtype, column)), minus_inf = -__builtin_inff();
+    if (v.sc.max == minus_inf) return column == topk_composite_column(best) ? 0.0f : minus_inf;
+    if (v.sc.inf_max) return x == v.sc.max ? (float)-lse : minus_inf;
+    if (x == minus_inf) return minus_inf;
+    return (float)(((double)x - (double)v.sc.max) / temperature - lse);
+}
+
+/* Gathers the row's best n (1 <= n <= vocab; floor is the n-th best's composite, or 0 for all) into
+ * m->top, best first. */
+SAMPLE_INLINE void sample_team_gather_top(sample_team t, sample_view v, uint64_t floor, int64_t n)
+{
+    sample_mem *m = t.m;
+    if (t.tid == 0) m->fill = 0;
+    sample_barrier(t);
+    for (int64_t i = t.tid; i < v.vocab; i += t.nt) {
+        uint64_t c = view_composite(v, i);
+        if (c < floor) continue;
+        uint32_t at;
+        if (t.nt == 1) {
+            at = m->fill++;
+        } else {
+#pragma omp atomic capture
+            at = m->fill++;
+        }
+        m->top[at] = c;
+    }
+    sample_barrier(t);
+    if (t.tid == 0)
+        for (int64_t j = 1; j < n; j++) { /* insertion sort of at most SAMPLE_TOP_MAX composites */
+            uint64_t c = m->top[j];
+            int64_t i = j;
+            for (; i > 0 && m->top[i - 1] < c; i--) m->top[i] = m->top[i - 1];
+            m->top[i] = c;
+        }
+}
+
+/* topk_sample_logprobs's outputs for row r, after its draw gave `pick` (which only thread 0 reads; the
+ * writes are thread 0's). list[0..listed): the row's best under the sampling order as sampling composites,
+ * when the caller has them (listed may be 0): list[0] is then the row's best, and the top n come from the
+ * list when it holds them. The raw log-sum-exp costs one pass over the row (its integer mass at the raw
+ * temperature: exact in any order); top n beyond the list a count search and a gather. */
+SAMPLE_INLINE void sample_team_logprobs(sample_team t, sample_view v, sample_row rp, const uint64_t *list,
+                                        int64_t listed, sample_pick pick, sample_logprobs lp, int64_t r)
+{
+    v.kind = SAMPLE_LOGITS;
+    v.floor = 0;
+    v.min_p = 0.0f;
+    v.cache = 0;
+    uint64_t best = listed ? list[0] : sample_team_best(t, v);
+    float max = sample_value(v.dtype, sample_bits_at(v.row, v.dtype, topk_composite_column(best)));
+    double temperature = rp.temperature > 0.0f ? rp.temperature : 1.0f; /* greedy rows: raw under T = 1 */
+    v.sc = sample_scale_make(max, (float)temperature, v.vocab);
+    double lse = 0.0;
+    if (max != -__builtin_inff() && (lp.raw || lp.top_logprobs))
+        lse = sample_log((double)sample_team_mass(t, v) / (double)v.sc.scale);
+    int64_t n = lp.top_n < v.vocab ? lp.top_n : v.vocab;
+    const uint64_t *top = list;
+    if (n > listed) {
+        sample_team_gather_top(t, v, n < v.vocab ? sample_team_search(t, v, false, (uint64_t)n) : 0, n);
+        top = t.m->top;
+    }
+    if (t.tid != 0) return;
+    if (lp.raw) lp.raw[r] = sample_raw_logprob(v, temperature, lse, best, pick.token);
+    if (lp.processed) lp.processed[r] = (float)sample_log((double)pick.prob);
+    for (int64_t j = 0; j < lp.top_n; j++) {
+        int64_t column = j < n ? topk_composite_column(top[j]) : -1;
+        if (lp.top_tokens) lp.top_tokens[r * lp.top_n + j] = column;
+        if (lp.top_logprobs)
+            lp.top_logprobs[r * lp.top_n + j] =
+                column < 0 ? -__builtin_inff() : sample_raw_logprob(v, temperature, lse, best, column);
+    }
+}
+
+/* The logprobs of a row whose parameters (from device memory) are out of range: NaN, and top tokens -1. */
+SAMPLE_INLINE void sample_logprobs_invalid(sample_logprobs lp, int64_t r)
+{
+    if (lp.raw) lp.raw[r] = __builtin_nanf("");
+    if (lp.processed) lp.processed[r] = __builtin_nanf("");
+    for (int64_t j = 0; j < lp.top_n; j++) {
+        if (lp.top_tokens) lp.top_tokens[r * lp.top_n + j] = -1;
+        if (lp.top_logprobs) lp.top_logprobs[r * lp.top_n + j] = __builtin_nanf("");
+    }
+}
+
+/* Whether a call asks for any logprobs. */
+SAMPLE_INLINE bool sample_logprobs_wanted(sample_logprobs lp) { return lp.raw || lp.processed || lp.top_n > 0; }
 
 #pragma omp end declare target
 

@@ -58,20 +58,14 @@ static bool list_composites(const topk_sample_problem *p, const char *values, co
     return true;
 }
 
-/* One row the whole-row way, with a one-thread team. */
-static void run_row(const topk_sample_problem *p, int64_t r, sample_mem *mem, float *cache)
+/* One row of a helper (softmax, renorm, mask), with a one-thread team. */
+static void run_helper_row(const topk_sample_problem *p, int64_t r, sample_mem *mem)
 {
     sample_team t = {mem, 0, 1};
     const sample_row *rp = &p->rows[r];
     sample_view v = {.row = sample_input_row(p, r), .dtype = p->dtype, .vocab = p->vocab};
     switch (p->op) {
-    case SAMPLE_OP_SAMPLE: {
-        sample_pick pick = sample_team_draw_row(t, v, *rp, sample_row_random(p->seed, p->offset, p->seeds, p->offsets, r),
-                                                cache);
-        ((int64_t *)p->out)[r] = pick.token;
-        if (p->probs) p->probs[r] = pick.prob;
-        break;
-    }
+    case SAMPLE_OP_SAMPLE: break; /* sample_row_of */
     case SAMPLE_OP_SOFTMAX: sample_team_softmax_row(t, v, rp->temperature, (float *)p->out + r * p->vocab); break;
     case SAMPLE_OP_TOP_K_RENORM: sample_team_renorm_row(t, v, rp->top_k, 1.0f, (float *)p->out + r * p->vocab); break;
     case SAMPLE_OP_TOP_P_RENORM: sample_team_renorm_row(t, v, 0, rp->top_p, (float *)p->out + r * p->vocab); break;
@@ -79,6 +73,29 @@ static void run_row(const topk_sample_problem *p, int64_t r, sample_mem *mem, fl
         sample_team_mask_row(t, v, rp->top_k, (char *)p->out + r * p->vocab * topk_dtype_size(p->dtype));
         break;
     }
+}
+
+/* Samples row r: from its list (selected[0..longest) values and indices) when it has one that does not
+ * start with a NaN, else the whole row with a one-thread team; then its logprobs. list: 2 * longest
+ * entries of scratch. */
+static void sample_row_of(const topk_sample_problem *p, int64_t r, const char *values, const int64_t *indices,
+                          uint64_t *list, sample_mem *mem, float *cache)
+{
+    sample_team t = {mem, 0, 1};
+    sample_row rp = p->rows[r];
+    sample_view v = {.row = sample_input_row(p, r), .dtype = p->dtype, .vocab = p->vocab};
+    uint64_t random = sample_row_random(p->seed, p->offset, p->seeds, p->offsets, r);
+    int64_t n = list_length(&rp, p->vocab), top = sample_top_count(p), listed = n > top ? n : top;
+    sample_pick pick;
+    if (n && list_composites(p, values, indices, listed, list)) {
+        pick = sample_from_list(values, p->dtype, p->vocab, list, n, list + listed, rp, random);
+    } else {
+        listed = 0;
+        pick = sample_team_draw_row(t, v, rp, random, cache);
+    }
+    ((int64_t *)p->out)[r] = pick.token;
+    if (p->probs) p->probs[r] = pick.prob;
+    if (sample_logprobs_wanted(p->lp)) sample_team_logprobs(t, v, rp, list, listed, pick, p->lp, r);
 }
 
 topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t chunk)
@@ -116,16 +133,11 @@ topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t c
 #pragma omp parallel for num_threads(team_count) schedule(dynamic, 1)
     for (int64_t r = 0; r < p->batch; r++) {
         int me = omp_get_thread_num();
-        uint64_t *list = lists + me * list_len;
-        int64_t n = p->op == SAMPLE_OP_SAMPLE ? list_length(&p->rows[r], p->vocab) : 0;
-        if (n && list_composites(p, values + r * longest * elem, indices + r * longest, n, list)) {
-            sample_pick pick = sample_from_list(values + r * longest * elem, p->dtype, p->vocab, list, n, list + n,
-                                                p->rows[r], sample_row_random(p->seed, p->offset, p->seeds, p->offsets, r));
-            ((int64_t *)p->out)[r] = pick.token;
-            if (p->probs) p->probs[r] = pick.prob;
-        } else {
-            run_row(p, r, &mems[me], cache_len ? caches + me * cache_len : NULL);
-        }
+        if (p->op == SAMPLE_OP_SAMPLE) /* no lists at all (longest 0): values and indices are NULL */
+            sample_row_of(p, r, values ? values + r * longest * elem : NULL, indices ? indices + r * longest : NULL,
+                          lists + me * list_len, &mems[me], caches + me * cache_len);
+        else
+            run_helper_row(p, r, &mems[me]);
     }
     free(mems);
     free(caches);
