@@ -1,7 +1,8 @@
 """topk.shard_topk and topk.shard_sample over torch.distributed: 1 to 4 processes in one gloo group, each
 holding a slice of the columns of the same rows, get on every rank (or on the root alone) the bits that
 topk.topk and topk.sample give on the whole rows, for splits with an empty shard, a shard narrower than
-k and shards out of rank order. Errors (a k that differs between ranks, a failing collective) raise on
+k and shards out of rank order, through both exchanges (libtopk's, and torch collectives on the tensors,
+which CUDA tensors take over NCCL: python/tests/shard_sweep.py runs that on GPUs). Errors (a k that differs between ranks, a failing collective) raise on
 every rank.
 
 One group of processes per world size runs every case (starting processes is the slow part): a failed
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.skipif(dist is None or not dist.is_available() or not d
                                 reason="torch.distributed with gloo is not available")
 
 DTYPES = ("float32", "float16", "bfloat16")
+EXCHANGES = ("library", "tensors")
 BATCH, VOCAB = 3, 600
 
 
@@ -57,9 +59,9 @@ def check_select(rank, world):
         for dtype in dtypes(world, s):
             x = whole_rows(dtype, seed=s)
             shard = x[..., first:first + width]  # a view: rows keep the whole row's stride
-            for k in (1, 64, VOCAB):
+            for k, exchange in ((k, e) for k in (1, 64, VOCAB) for e in EXCHANGES):
                 for largest, root in ((True, None), (False, None), (True, world - 1)):
-                    got = topk.shard_topk(shard, k, first, VOCAB, root=root, largest=largest)
+                    got = topk.shard_topk(shard, k, first, VOCAB, root=root, largest=largest, exchange=exchange)
                     if root is not None and rank != root:
                         assert got is None
                         continue
@@ -70,7 +72,8 @@ def check_select(rank, world):
 
 FILTERS = [{}, {"temperature": 0.0}, {"top_k": 20}, {"top_p": 0.9}, {"min_p": 0.2},
            {"temperature": 0.7, "top_k": 50, "top_p": 0.95, "min_p": 0.05},
-           {"temperature": [0.5, 1.0, 2.0], "top_k": [0, 5, 600], "top_p": [1.0, 0.8, 0.5]}]
+           {"temperature": [0.5, 1.0, 2.0], "top_k": [0, 5, 600], "top_p": [1.0, 0.8, 0.5]},
+           {"temperature": [0.0, 1.0, 0.8], "top_k": [0, 40, 7], "min_p": 0.1}]  # lists of three lengths
 
 
 def check_sample(rank, world):
@@ -79,10 +82,10 @@ def check_sample(rank, world):
         for d, dtype in enumerate(dtypes(world, s)):
             x = torch.from_numpy(logits(BATCH, VOCAB, seed=10 + s, special=True)).to(getattr(torch, dtype))
             shard = x[:, first:first + width]
-            for filters in FILTERS:
+            for filters, exchange in ((f, e) for f in FILTERS for e in EXCHANGES):
                 for seed, offset, root in ((10 * s + d, d, None), ([3, 4, 5 + d], [0, 1, 2 + s], 0)):
                     got = topk.shard_sample(shard, first, VOCAB, **filters, seed=seed, offset=offset, root=root,
-                                            return_probs=True)
+                                            return_probs=True, exchange=exchange)
                     if root is not None and rank != root:
                         assert got is None
                         continue

@@ -13,35 +13,49 @@ that makes them. A collective that fails raises TOPK_ERR_COMM, with torch's exce
 the ranks where it failed; a rank left waiting for a peer that failed early raises it when the group's
 timeout (init_process_group's timeout=) ends its own collective.
 
-The exchange runs on the group's CPU collectives (gloo; topk._torch_comm). This build reads shards in host
-memory only: CUDA tensors raise TOPK_ERR_UNSUPPORTED on every rank, and so does a group whose only
-backend is NCCL.
+Two exchanges, one result (exchange=):
+  "library" (the default for CPU tensors and NumPy arrays): libtopk's topk_shard_select / topk_shard_sample
+      over the group's CPU collectives (gloo; topk._torch_comm), with the agreement above. A group whose only
+      backend is NCCL raises TOPK_ERR_UNSUPPORTED.
+  "tensors" (the default for CUDA tensors, and the only one for them): torch collectives on the tensors'
+      own device (NCCL for CUDA; gloo serves CPU tensors) and topk.topk / topk.sample on torch's current
+      stream (topk._shard_tensors). Selection and sampling with a top-k list (greedy, or top_k <= 4096 for
+      every row) never wait on the host; other sampling rows gather the whole rows (the logits move, with
+      one host synchronisation). There is no agreement step: a call that differs between ranks is not
+      detected, and an argument error raises on the rank that makes it while the others wait in the
+      collective until the group's timeout.
 """
 import ctypes
 import operator
 
 from ._arrays import Matrix
 from ._backends import context
-from ._library import ALL_RANKS, C, STATUSES, TOPK_DEVICE_POINTERS, TOPK_SMALLEST, Shard, TopkError, raise_for
+from ._library import (ALL_RANKS, C, STATUSES, TOPK_DEVICE_POINTERS, TOPK_SMALLEST, Shard, TopkArgumentError,
+                       TopkError, raise_for)
 from ._torch_comm import TorchComm
+from . import _shard_tensors
 from .sampling import sampling_params
 from .select import TopK
 
 _select, _sample = C["topk_shard_select"], C["topk_shard_sample"]
-_UNSUPPORTED = STATUSES.index("UNSUPPORTED")
+_UNSUPPORTED, _BAD_SHARDS = STATUSES.index("UNSUPPORTED"), STATUSES.index("BAD_SHARDS")
 
 
 def shard_topk(x_shard, k, column_offset, global_vocab, *, group=None, root=None, largest=True, backend=None,
-               copy=False):
+               copy=False, exchange=None):
     """The k largest (largest=False: smallest) entries of each whole row, best first, from this rank's shard
     x_shard (..., n) of rows (..., global_vocab) whose columns [column_offset, column_offset + n) it holds:
     TopK(values, indices) with global column indices, equal to topk.topk on the concatenated rows.
 
     group: the torch.distributed process group (None: the default one). root: None gives the result to every
-    rank; a rank of the group receives it alone (the other ranks get None). x_shard is a CPU tensor or a
-    NumPy array (float32, float16, bfloat16), read in place (copy as in topk.topk); backend selects each
-    shard (None: the environment's choice)."""
+    rank; a rank of the group receives it alone (the other ranks get None). x_shard is a CUDA tensor, a CPU
+    tensor or a NumPy array (float32, float16, bfloat16), read in place (copy as in topk.topk); backend
+    selects each shard (None: the environment's choice); exchange as the module's docstring says."""
     m = Matrix(x_shard, -1, copy, "x_shard")
+    if _by_tensors(m, exchange):
+        k = _checked(m, operator.index(k), column_offset, global_vocab)
+        return _shard_tensors.select(m.array, k, operator.index(column_offset), operator.index(global_vocab),
+                                     group, root, largest, backend)
     comm = _comm(group)
     k = operator.index(k)
     receives = root is None or root == comm.rank
@@ -52,15 +66,20 @@ def shard_topk(x_shard, k, column_offset, global_vocab, *, group=None, root=None
 
 
 def shard_sample(logits_shard, column_offset, global_vocab, temperature=1.0, top_k=None, top_p=None, min_p=None, *,
-                 seed=0, offset=0, group=None, root=None, return_probs=False, backend=None, copy=False):
+                 seed=0, offset=0, group=None, root=None, return_probs=False, backend=None, copy=False, exchange=None):
     """One token per whole row, drawn from this rank's shard logits_shard (..., n) of logits (...,
     global_vocab) whose columns [column_offset, column_offset + n) it holds: the global token ids (and, with
     return_probs, their float32 probabilities) that topk.sample gives on the concatenated rows with the same
     parameters, seed and offset (see topk.sample; top_k counts over the whole row; per-row values, seeds and
     offsets must be the same on every rank).
 
-    group, root, backend and copy as in shard_topk: with a root, the other ranks get None."""
+    group, root, backend, copy and exchange as in shard_topk: with a root, the other ranks get None."""
     m = Matrix(logits_shard, -1, copy, "logits_shard")
+    if _by_tensors(m, exchange):
+        _checked(m, 0, column_offset, global_vocab)
+        return _shard_tensors.sample(m.array, operator.index(column_offset), operator.index(global_vocab),
+                                     (temperature, top_k, top_p, min_p), seed, offset, group, root, return_probs,
+                                     backend)
     comm = _comm(group)
     # per_row: the arrays that params points to, alive until the call returns
     params, per_row = sampling_params(m, temperature, top_k, top_p, min_p, seed, offset)
@@ -71,6 +90,26 @@ def shard_sample(logits_shard, column_offset, global_vocab, temperature=1.0, top
     if not receives:
         return None
     return (tokens, probs) if return_probs else tokens
+
+
+def _by_tensors(m, exchange):
+    """Whether the call takes the "tensors" exchange (see the module's docstring)."""
+    if exchange not in (None, "library", "tensors"):
+        raise TopkArgumentError(f"exchange must be None, 'library' or 'tensors', not {exchange!r}")
+    if exchange == "tensors" and m.kind.__class__.__name__ != "_TorchKind":
+        raise TopkArgumentError("exchange='tensors' takes torch tensors")
+    return exchange == "tensors" or (exchange is None and m.cuda is not None)
+
+
+def _checked(m, k, column_offset, global_vocab):
+    """The checks the "tensors" exchange makes on this rank (the library's agreement is not there): k."""
+    column_offset, global_vocab = operator.index(column_offset), operator.index(global_vocab)
+    if not 0 <= column_offset or column_offset + m.vocab > global_vocab or not 1 <= global_vocab < 1 << 32:
+        raise_for(_BAD_SHARDS, f"columns [{column_offset}, {column_offset + m.vocab}) do not fit a row of "
+                               f"{global_vocab} (1 .. 2^32 - 1)")
+    if not 0 <= k <= global_vocab:
+        raise_for(STATUSES.index("BAD_K"), f"k = {k} is not in 0 .. {global_vocab}")
+    return k
 
 
 def _comm(group):
