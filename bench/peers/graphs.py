@@ -10,22 +10,12 @@ Prints a table: per case the microseconds of each (graph and eager) and ours' ra
 (> 1: ours is faster).
 """
 import argparse
-import statistics
 import sys
 
-from common import as_tensor, cached_matrix, capture_graph, check, matrix_cases
+from common import as_tensor, cached_matrix, check, matrix_cases
+from sample_common import time_graphs
 
 
-def median_us(torch, run, reps):
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(reps):
-        start.record()
-        run()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3)
-    return statistics.median(times)
 
 
 def main():
@@ -63,20 +53,9 @@ def main():
         runs = {"ours": lambda: topk.topk(x, k), "torch": lambda: torch.topk(x, k)}
         if fi_top_k is not None:
             runs["fi"] = lambda: fi_top_k(x, k)
-        graph_us, eager_us = {}, {}
-        for name, run in runs.items():
-            try:
-                graph, result = capture_graph(torch, run)
-                graph.replay()
-                torch.cuda.synchronize()
-                if name == "ours":
-                    check(result[0].float().cpu().numpy(), matrix, (batch, vocab, k, dtype), True, "ours (graph)")
-                graph_us[name] = median_us(torch, graph.replay, o.reps)
-                eager_us[name] = median_us(torch, run, o.reps)
-            except Exception as e:  # noqa: BLE001 - a peer that cannot run this case is reported, not fatal
-                if name == "ours":
-                    raise
-                print(f"# {name} {batch}x{vocab} k {k}: {type(e).__name__}: {e}", file=sys.stderr)
+        def check_ours(result, _run):
+            check(result[0].float().cpu().numpy(), matrix, (batch, vocab, k, dtype), True, "ours (graph)")
+        graph_us, eager_us = time_graphs(torch, runs, o.reps, check_ours, f"{batch}x{vocab} k {k}")
 
         def cell(table, name, width):
             return f"{table[name]:>{width}.1f}" if name in table else f"{'-':>{width}}"

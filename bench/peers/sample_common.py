@@ -4,6 +4,8 @@ common.py's top-k peers use too). Kept apart from common.py, which needs
 NumPy at import, so that a sampling peer still skips with its own message where NumPy or torch is missing.
 """
 import argparse
+import statistics
+import sys
 
 
 def sample_parser(device):
@@ -32,21 +34,47 @@ def capture_graph(torch, call):
     return graph, result
 
 
+def events_median_us(torch, run, reps):
+    """The median over reps of run()'s time on the GPU, each call between two CUDA events and waited for."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(reps):
+        start.record()
+        run()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1e3)
+    return statistics.median(times)
+
+
+def time_graphs(torch, runs, reps, check_ours, label):
+    """Each call of runs (name -> call) captured in a CUDA graph, then timed replayed and eager
+    (events_median_us); check_ours(the captured call's result after a replay, the call) checks "ours" before
+    any timing. A peer that fails is reported on stderr and left out; ours failing raises. Returns
+    (graph_us, eager_us), each by name."""
+    graph_us, eager_us = {}, {}
+    for name, run in runs.items():
+        try:
+            graph, result = capture_graph(torch, run)
+            graph.replay()
+            torch.cuda.synchronize()
+            if name == "ours":
+                check_ours(result, run)
+            graph_us[name] = events_median_us(torch, graph.replay, reps)
+            eager_us[name] = events_median_us(torch, run, reps)
+        except Exception as e:  # noqa: BLE001 - a peer that cannot run a case is reported, not fatal
+            if name == "ours":
+                raise
+            print(f"# {name} {label}: {type(e).__name__}: {e}", file=sys.stderr)
+    return graph_us, eager_us
+
+
 def print_graph_us(name, torch, run, reps):
     """Times run() replayed as a CUDA graph (CUDA events, median of reps replays) and prints "NAME graph_us X":
     the GPU's time without Python's, which the synchronous median ("median_us") includes. Printed apart, so
     sample-bench's ratio stays the synchronous call's; a step that cannot be captured is said, not fatal."""
     try:
         graph, _ = capture_graph(torch, run)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        replays = []
-        for _ in range(reps):
-            start.record()
-            graph.replay()
-            end.record()
-            end.synchronize()
-            replays.append(start.elapsed_time(end) * 1e3)
-        replays.sort()
-        print(f"{name} graph_us {replays[len(replays) // 2]:.1f} (CUDA graph replay, CUDA events)")
+        print(f"{name} graph_us {events_median_us(torch, graph.replay, reps):.1f} (CUDA graph replay, CUDA events)")
     except Exception as e:  # noqa: BLE001 - any capture failure is reported, not fatal
         print(f"{name} graph_us - (not capturable: {type(e).__name__}: {e})")

@@ -14,23 +14,12 @@ against our eager call (same seeds and offsets: the same tokens). Prints a table
 graph and eager, and ours' ratio to each peer (> 1: ours is faster), graph to graph and eager to eager.
 """
 import argparse
-import statistics
 import sys
 
-from sample_common import capture_graph
+from sample_common import time_graphs
 from torch_sample import composite
 
 
-def median_us(torch, run, reps):
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(reps):
-        start.record()
-        run()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3)
-    return statistics.median(times)
 
 
 def flashinfer_sampling():
@@ -82,20 +71,10 @@ def main():
                 if fs is not None:
                     runs["fi"] = lambda: fs.top_k_top_p_sampling_from_logits(logits / T, k, p,
                                                                              filter_apply_order="joint")
-                graph_us, eager_us = {}, {}
-                for name, run in runs.items():
-                    try:
-                        graph, result = capture_graph(torch, run)
-                        graph.replay()
-                        torch.cuda.synchronize()
-                        if name == "ours" and not torch.equal(result, run()):
-                            raise AssertionError(f"ours: graph replay != eager call at {batch}x{vocab} {dtype}")
-                        graph_us[name] = median_us(torch, graph.replay, o.reps)
-                        eager_us[name] = median_us(torch, run, o.reps)
-                    except Exception as e:  # noqa: BLE001 - a peer that cannot run a case is reported
-                        if name == "ours":
-                            raise
-                        print(f"# {name} {batch}x{vocab} {dtype}: {type(e).__name__}: {e}", file=sys.stderr)
+                def check_ours(result, run):
+                    if not torch.equal(result, run()):
+                        raise AssertionError(f"ours: graph replay != eager call at {batch}x{vocab} {dtype}")
+                graph_us, eager_us = time_graphs(torch, runs, o.reps, check_ours, f"{batch}x{vocab} {dtype}")
 
                 def cell(table, name, width):
                     return f"{table[name]:>{width}.1f}" if name in table else f"{'-':>{width}}"
