@@ -307,7 +307,8 @@ def early_exits(args):
 
 
 def run_all(peer, args, run_case):
-    """Prints the CSV: run_case(shape) returns (samples, graph_samples or None, note) for one shape."""
+    """Prints the CSV: run_case(shape) returns (samples, graph_samples or None, note) for one shape, or None for
+    a shape the peer cannot run (it says why on stderr; the shape gets no row)."""
     cases = cases_of(args)
     print(CSV_HEADER, flush=True)
     started = time.perf_counter()
@@ -315,7 +316,10 @@ def run_all(peer, args, run_case):
         if time.perf_counter() - started > 1:  # progress, once the run is long enough to want it
             print(f"{peer}: [{i + 1}/{len(cases)}] {shape[0]} x {shape[1]}, k {shape[2]}, {shape[3]}",
                   file=sys.stderr, flush=True)
-        samples, graph_samples, note = run_case(shape)
+        result = run_case(shape)
+        if result is None:
+            continue
+        samples, graph_samples, note = result
         print(csv_row(peer_name(peer, args), shape, args, samples, graph_samples, note), flush=True)
 
 

@@ -14,6 +14,7 @@ builds it). Where neither runs it prints why on stderr and exits with status 3 (
 bench/gpu-bench reports as a skip rather than a failure.
 Prints CSV: peer,batch,vocab,k,dtype,order,threads,samples,median_us,min_us,graph_median_us,note.
 """
+import math
 import sys
 
 from common import (as_tensor, cached_matrix, check, checked_args, early_exits, graph_of, parser, run_all,
@@ -45,8 +46,37 @@ def import_flashinfer():
     return flashinfer_shim.top_k, f"flashinfer-{flashinfer_shim.version()}-shim", what
 
 
+def radix_would_hang(torch, batch, vocab, k, dtype):
+    """Why FlashInfer 0.7.4's top_k never returns on this shape and GPU, or None (issue 17 item 5). Its dispatch
+    (include/flashinfer/topk.cuh, ShouldUseFilteredTopK) sends long rows to RadixTopKMultiCTA, which cuts a row
+    into ctas_per_group chunks of at most (opt-in shared memory per block - 2080 bytes) / sizeof(ordered key)
+    elements (GetRadixTopKLaunchConfig), one CTA of 1024 threads each, and joins them every radix round at a
+    barrier that thread 0 of each CTA spins on in global memory (AdvanceRadixGroupBarrier, wait_ge). A CTA
+    with that much shared memory fills a multiprocessor, so a row that needs more CTAs than the GPU has
+    multiprocessors waits forever: the CTAs that are running spin for ones that cannot start. 1 x 16777216
+    fp32 needs 292 on an H100 (132 multiprocessors): that step ran into its 300 s limit in every run."""
+    key = 4 if dtype == "fp32" else 2  # RadixTopKTraits: uint32_t for float, uint16_t for half and bfloat16
+    if k <= 2048 and vocab > k and (vocab <= 16384 if key == 2 else vocab <= 32768 or batch > vocab // 16384):
+        return None  # FilteredTopK: one CTA a row, no group barrier
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    optin = getattr(props, "shared_memory_per_block_optin", 232448)  # older torch: the H100's 227 KiB
+    vec = math.gcd(16 // (4 if dtype == "fp32" else 2), vocab)
+    capacity = (optin - 2080) // key // vec * vec
+    ctas = -(-vocab // capacity)
+    if ctas <= props.multi_processor_count:
+        return None
+    return (f"FlashInfer's multi-CTA radix top-k would need {ctas} co-resident CTAs for one row of {vocab} "
+            f"{dtype} ({capacity} keys of shared memory each) on a GPU of {props.multi_processor_count} "
+            f"multiprocessors: its inter-CTA barrier would never be reached (a hang, not slowness)")
+
+
 def run_case(top_k, what, shape, args):
     batch, vocab, k, dtype = shape
+    import torch
+    why = radix_would_hang(torch, batch, vocab, k, dtype)
+    if why:
+        print(f"flashinfer_topk: skipped {batch} x {vocab}, k {k}, {dtype}: {why}", file=sys.stderr, flush=True)
+        return None
     matrix = cached_matrix(args, batch, vocab, dtype)
     x = as_tensor(matrix, dtype, vocab).to(args.device)
     note = what
