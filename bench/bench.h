@@ -129,6 +129,9 @@ const char *device_memory_unavailable(void);
 void *device_copy_in(const void *host, size_t bytes);
 void device_copy_out(void *host, const void *device_ptr, size_t bytes);
 void device_free(void *device_ptr);
+/* The median time of a device-to-device copy of `bytes` from device_src (omp_target_memcpy, synchronous
+ * like a topk_select call, under the policy): the GPU rows' floor, as read_floor_seconds is the host's. */
+double device_copy_seconds(const void *device_src, size_t bytes, timing_policy policy);
 
 /* measure.c: a case's input, the reference backend's answer, and buffers for a backend's outputs. */
 typedef struct case_data {

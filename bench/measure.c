@@ -145,7 +145,10 @@ case_result case_measure(topk_ctx *ctx, case_data *d, timing_policy policy, bool
         device_free(call.values);
         device_free(call.indices);
     }
-    if (floor_threads > 0) {
+    if (d->flags & TOPK_DEVICE_POINTERS) /* the rows as they lie, stride included: one contiguous copy */
+        r.read_floor_s = device_copy_seconds(d->device_input, (size_t)c->batch * (size_t)d->stride *
+                                                                  (size_t)topk_dtype_size(c->dtype), policy);
+    else if (floor_threads > 0) {
         size_t elem = (size_t)topk_dtype_size(c->dtype);
         r.read_floor_s = read_floor_seconds(d->input, c->batch, c->vocab * (int64_t)elem, d->stride * (int64_t)elem,
                                             floor_threads, policy);
