@@ -32,14 +32,10 @@ def main():
         print("decode_loop: no CUDA device", file=sys.stderr)
         return
     import topk
+    from sample_common import flashinfer_sampling
     from torch_sample import composite
     samplers = {"libtopk": None, "torch": None}
-    try:
-        import flashinfer.sampling as fs
-    except Exception:  # noqa: BLE001 - no package, or one built for another torch: the shim
-        import flashinfer_shim as fs
-        if not fs.available()[0]:
-            fs = None
+    fs, _ = flashinfer_sampling()
     if fs is not None:
         samplers["flashinfer"] = None
     gen = torch.Generator(device="cuda").manual_seed(0)

@@ -10,7 +10,7 @@ import statistics
 import sys
 import time
 
-from sample_common import print_graph_us, sample_parser
+from sample_common import flashinfer_sampling, print_graph_us, sample_parser
 
 
 def main():
@@ -23,17 +23,10 @@ def main():
     if not torch.cuda.is_available():
         print("flashinfer peer skipped: no CUDA device", file=sys.stderr)
         return
-    try:
-        import flashinfer
-        import flashinfer.sampling as fs
-        what = f"flashinfer {getattr(flashinfer, '__version__', 'unknown')} python package"
-    except Exception as e:  # ImportError, or a package built for another torch/CUDA
-        import flashinfer_shim as fs
-        ok, what = fs.available()
-        if not ok:
-            print(f"flashinfer peer skipped: import failed ({type(e).__name__}: {e}) and its shim cannot run: {what}",
-                  file=sys.stderr)
-            return
+    fs, what = flashinfer_sampling()
+    if fs is None:
+        print(f"flashinfer peer skipped: {what}", file=sys.stderr)
+        return
     print(f"flashinfer: {what}", flush=True)
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[o.dtype]
     logits = (torch.randn(o.batch, o.vocab, device="cuda") * 2).to(dtype)

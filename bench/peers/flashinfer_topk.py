@@ -60,7 +60,7 @@ def radix_would_hang(torch, batch, vocab, k, dtype):
         return None  # FilteredTopK: one CTA a row, no group barrier
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
     optin = getattr(props, "shared_memory_per_block_optin", 232448)  # older torch: the H100's 227 KiB
-    vec = math.gcd(16 // (4 if dtype == "fp32" else 2), vocab)
+    vec = math.gcd(16 // key, vocab)  # 16 bytes of the input dtype, whose size the key has
     capacity = (optin - 2080) // key // vec * vec
     ctas = -(-vocab // capacity)
     if ctas <= props.multi_processor_count:

@@ -16,8 +16,6 @@ from common import as_tensor, cached_matrix, check, matrix_cases
 from sample_common import time_graphs
 
 
-
-
 def main():
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--matrix", default="llm")

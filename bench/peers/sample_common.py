@@ -34,6 +34,22 @@ def capture_graph(torch, call):
     return graph, result
 
 
+def flashinfer_sampling():
+    """(FlashInfer's sampling module, what it is): the flashinfer package where it imports, else its kernels
+    through flashinfer_shim.py (the GPU host cannot install the package); (None, why) where neither runs."""
+    try:
+        import flashinfer
+        import flashinfer.sampling as fs
+        return fs, f"flashinfer {getattr(flashinfer, '__version__', 'unknown')} python package"
+    except Exception as e:  # noqa: BLE001 - ImportError, or a package built for another torch/CUDA
+        failed = f"{type(e).__name__}: {e}"
+    import flashinfer_shim
+    ok, what = flashinfer_shim.available()
+    if ok:
+        return flashinfer_shim, what
+    return None, f"import failed ({failed}) and its shim cannot run: {what}"
+
+
 def events_median_us(torch, run, reps):
     """The median over reps of run()'s time on the GPU, each call between two CUDA events and waited for."""
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)

@@ -16,24 +16,8 @@ graph and eager, and ours' ratio to each peer (> 1: ours is faster), graph to gr
 import argparse
 import sys
 
-from sample_common import time_graphs
+from sample_common import flashinfer_sampling, time_graphs
 from torch_sample import composite
-
-
-
-
-def flashinfer_sampling():
-    """FlashInfer's sampling module (the package, else the shim), or None with the reason printed."""
-    try:
-        import flashinfer.sampling as fs
-        return fs
-    except Exception:  # noqa: BLE001 - no package, or one built for another torch: the shim
-        import flashinfer_shim as fs
-        ok, why = fs.available()
-        if ok:
-            return fs
-        print(f"# flashinfer skipped: {why}")
-        return None
 
 
 def main():
@@ -51,7 +35,9 @@ def main():
     if not torch.cuda.is_available():
         print("sample_graphs: no CUDA device", file=sys.stderr)
         return 3
-    fs = flashinfer_sampling()
+    fs, why = flashinfer_sampling()
+    if fs is None:
+        print(f"# flashinfer skipped: {why}")
     T, k, p = o.temperature, o.top_k, o.top_p
     print(f"# sampling as CUDA graphs on {torch.cuda.get_device_name()}: T {T} top-k {k} top-p {p}, median of "
           f"{o.reps} (CUDA events); torch {torch.__version__}; flashinfer {'yes' if fs else 'no'}")
