@@ -44,6 +44,7 @@ typedef struct tuning_row {
 struct topk_tuning {
     tuning_row *rows;
     size_t count;
+    unsigned params; /* bit p: some row measures topk_param p (a call asks for every knob: most have none) */
 };
 
 /* Where a table being parsed keeps its rows, and what it keeps. */
@@ -111,6 +112,7 @@ static topk_status keep_row(parse_target *t, const tuning_row *row)
         t->capacity = capacity;
     }
     t->out->rows[t->out->count++] = *row;
+    t->out->params |= 1u << row->param;
     return TOPK_OK;
 }
 
@@ -361,7 +363,7 @@ void topk_tuning_free(topk_tuning *tuning)
 
 int64_t topk_tuning_choose(const topk_tuning *tuning, topk_param param, const topk_problem *p)
 {
-    if (!tuning) return 0;
+    if (!tuning || !(tuning->params >> param & 1)) return 0;
     double lb = log2((double)p->batch), lv = log2((double)p->vocab), lk = log2((double)p->k);
     const tuning_row *nearest = NULL;
     double best_distance = MAX_DISTANCE + 1e-9;
