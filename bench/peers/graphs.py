@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from common import as_tensor, cached_matrix, check, matrix_cases
-from sample_common import time_graphs
+from sample_common import ratio_cell, time_graphs, us_cell
 
 
 def main():
@@ -54,15 +54,10 @@ def main():
         def check_ours(result, _run):
             check(result[0].float().cpu().numpy(), matrix, (batch, vocab, k, dtype), True, "ours (graph)")
         graph_us, eager_us = time_graphs(torch, runs, o.reps, check_ours, f"{batch}x{vocab} k {k}")
-
-        def cell(table, name, width):
-            return f"{table[name]:>{width}.1f}" if name in table else f"{'-':>{width}}"
-
-        def ratio(name, width):
-            return f"{graph_us[name] / graph_us['ours']:>{width}.2f}" if name in graph_us else f"{'-':>{width}}"
-        print(f"{batch:>5} {vocab:>7} {k:>5} {dtype:<5} {cell(graph_us, 'ours', 10)} {cell(graph_us, 'torch', 11)} "
-              f"{cell(graph_us, 'fi', 8)} {cell(eager_us, 'ours', 10)} {cell(eager_us, 'torch', 11)} "
-              f"{cell(eager_us, 'fi', 8)} {ratio('torch', 8)} {ratio('fi', 6)}", flush=True)
+        print(f"{batch:>5} {vocab:>7} {k:>5} {dtype:<5} {us_cell(graph_us, 'ours', 10)} "
+              f"{us_cell(graph_us, 'torch', 11)} {us_cell(graph_us, 'fi', 8)} {us_cell(eager_us, 'ours', 10)} "
+              f"{us_cell(eager_us, 'torch', 11)} {us_cell(eager_us, 'fi', 8)} {ratio_cell(graph_us, 'torch', 8)} "
+              f"{ratio_cell(graph_us, 'fi', 6)}", flush=True)
     return 0
 
 

@@ -85,6 +85,16 @@ def time_graphs(torch, runs, reps, check_ours, label):
     return graph_us, eager_us
 
 
+def us_cell(table, name, width):
+    """table[name] (microseconds) right-aligned in width with one decimal, or "-" where name did not run."""
+    return f"{table[name]:>{width}.1f}" if name in table else f"{'-':>{width}}"
+
+
+def ratio_cell(table, name, width):
+    """table[name] / table["ours"] (> 1: ours is faster) right-aligned in width, or "-" where name did not run."""
+    return f"{table[name] / table['ours']:>{width}.2f}" if name in table else f"{'-':>{width}}"
+
+
 def print_graph_us(name, torch, run, reps):
     """Times run() replayed as a CUDA graph (CUDA events, median of reps replays) and prints "NAME graph_us X":
     the GPU's time without Python's, which the synchronous median ("median_us") includes. Printed apart, so

@@ -16,7 +16,7 @@ graph and eager, and ours' ratio to each peer (> 1: ours is faster), graph to gr
 import argparse
 import sys
 
-from sample_common import flashinfer_sampling, time_graphs
+from sample_common import flashinfer_sampling, ratio_cell, time_graphs, us_cell
 from torch_sample import composite
 
 
@@ -61,16 +61,11 @@ def main():
                     if not torch.equal(result, run()):
                         raise AssertionError(f"ours: graph replay != eager call at {batch}x{vocab} {dtype}")
                 graph_us, eager_us = time_graphs(torch, runs, o.reps, check_ours, f"{batch}x{vocab} {dtype}")
-
-                def cell(table, name, width):
-                    return f"{table[name]:>{width}.1f}" if name in table else f"{'-':>{width}}"
-
-                def ratio(table, name, width):
-                    return f"{table[name] / table['ours']:>{width}.2f}" if name in table else f"{'-':>{width}}"
-                print(f"{batch:>5} {vocab:>7} {dtype:<5} {cell(graph_us, 'ours', 10)} {cell(graph_us, 'fi', 8)} "
-                      f"{cell(graph_us, 'torch', 11)} {cell(eager_us, 'ours', 10)} {cell(eager_us, 'fi', 8)} "
-                      f"{cell(eager_us, 'torch', 11)} {ratio(graph_us, 'fi', 7)} {ratio(graph_us, 'torch', 10)} "
-                      f"{ratio(eager_us, 'fi', 7)} {ratio(eager_us, 'torch', 10)}", flush=True)
+                print(f"{batch:>5} {vocab:>7} {dtype:<5} {us_cell(graph_us, 'ours', 10)} {us_cell(graph_us, 'fi', 8)} "
+                      f"{us_cell(graph_us, 'torch', 11)} {us_cell(eager_us, 'ours', 10)} {us_cell(eager_us, 'fi', 8)} "
+                      f"{us_cell(eager_us, 'torch', 11)} {ratio_cell(graph_us, 'fi', 7)} "
+                      f"{ratio_cell(graph_us, 'torch', 10)} {ratio_cell(eager_us, 'fi', 7)} "
+                      f"{ratio_cell(eager_us, 'torch', 10)}", flush=True)
     return 0
 
 
