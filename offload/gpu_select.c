@@ -93,12 +93,13 @@ static void clocks_read(const topk_gpu *gpu, uint64_t *clocks, topk_stage_times 
 }
 
 topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *problem, bool device_pointers, int64_t teams_per_row,
-                            int team_threads)
+                            int team_threads, int shrink_at)
 {
     topk_stage_times *profile = problem->profile;
     double started = profile ? topk_now() : 0;
     topk_plan plan;
-    topk_status s = topk_plan_make(&plan, problem, teams_per_row, team_threads, gpu->sm_count, gpu->on_host);
+    topk_status s =
+        topk_plan_make(&plan, problem, teams_per_row, team_threads, shrink_at, gpu->sm_count, gpu->on_host);
     if (s != TOPK_OK) return s;
     pthread_mutex_lock(&gpu->lock);
     bool on_stream = device_pointers && gpu->stream;

@@ -18,13 +18,14 @@ topk_status topk_gpu_open(topk_gpu **gpu, int device)
 void topk_gpu_close(topk_gpu *gpu) { (void)gpu; }
 
 topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_pointers, int64_t teams_per_row,
-                            int team_threads)
+                            int team_threads, int shrink_at)
 {
     (void)gpu;
     (void)p;
     (void)device_pointers;
     (void)teams_per_row;
     (void)team_threads;
+    (void)shrink_at;
     return TOPK_ERR_NO_DEVICE;
 }
 

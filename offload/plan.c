@@ -54,8 +54,20 @@ static void cut_rows(topk_plan *plan, int64_t wanted)
     plan->chunks = ceil_div(slots, plan->slots_per_chunk);
 }
 
+/* When a chunk's team compacts its buffer (selection_offer). It used to be only when the buffer was
+ * full (TOPK_CAP): at 256 x 151936 bf16 k 50 a chunk of ~76K elements never fills 4096 entries, so its
+ * floor stayed where the first wave put it, every later wave let ~k candidates through, and every
+ * thread took the exact (slow) path of FOR_EACH_CANDIDATE (run 29). Compacting at a few k keeps the
+ * floor near the chunk's k-th best at the price of a radix select every few waves. For k above
+ * TOPK_CANDIDATES_K_MOST the waves take the exact path anyway, so they keep the old rule. */
+static int64_t default_shrink_at(int64_t k)
+{
+    if (k > TOPK_CANDIDATES_K_MOST) return 0;
+    return 4 * k < 256 ? 256 : 4 * k;
+}
+
 topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams_per_row, int team_threads,
-                           int sm_count, bool on_host)
+                           int shrink_at, int sm_count, bool on_host)
 {
     if (p->vocab > (int64_t)UINT32_MAX - 1) return TOPK_ERR_BAD_SHAPE;
     *plan = (topk_plan){
@@ -104,6 +116,8 @@ topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams
     plan->list_bytes = (size_t)(plan->batch * plan->lists_per_row * plan->k * 8);
     plan->ticket_bytes = (size_t)(plan->batch * plan->tickets_per_row * 4);
     plan->wide_bytes = plan->wide_k ? (size_t)(plan->teams * plan->wide_cap * 8) : 0;
-    plan->form = (uint64_t)p->dtype | (uint64_t)(plan->key_flip != 0) << 2 | (uint64_t)plan->wide_k << 3;
+    plan->shrink_at = shrink_at > 0 ? shrink_at : default_shrink_at(plan->k);
+    plan->form = (uint64_t)p->dtype | (uint64_t)(plan->key_flip != 0) << 2 | (uint64_t)plan->wide_k << 3 |
+                 (uint64_t)plan->shrink_at << 16;
     return TOPK_OK;
 }

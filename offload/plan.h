@@ -33,7 +33,8 @@ typedef struct topk_plan {
     int64_t teams, threads;
     bool wide_k;      /* k > TOPK_SMEM_K: each team's buffer is a workspace slice */
     int64_t wide_cap; /* entries of that slice */
-    uint64_t form;    /* dtype | smallest << 2 | wide_k << 3, what the launch carries of them */
+    int64_t shrink_at; /* a chunk's buffer is compacted before it passes this many (0: when it is full) */
+    uint64_t form;    /* dtype | smallest << 2 | wide_k << 3 | shrink_at << 16, what the launch carries */
     /* workspace, device addresses */
     uint64_t *lists;   /* batch * lists_per_row * k composites */
     uint32_t *tickets; /* batch * tickets_per_row, zero between calls */
@@ -76,7 +77,8 @@ TOPK_INLINE void topk_plan_tree(topk_plan *plan)
 #define TOPK_PLAN_ARGS TOPK_PLAN_LAUNCH_FIELDS(TOPK_PLAN_ARG_)     /* ", batch, ..." */
 #define TOPK_PLAN_LOCALS TOPK_PLAN_LAUNCH_FIELDS(TOPK_PLAN_LOCAL_) /* locals of a launch site, from `plan` */
 
-/* Rebuilds the plan on the device from the launch's scalars. form: dtype | smallest << 2 | wide_k << 3. */
+/* Rebuilds the plan on the device from the launch's scalars. form: dtype | smallest << 2 | wide_k << 3 |
+ * shrink_at << 16. */
 TOPK_INLINE void topk_plan_rebuild(topk_plan *p TOPK_PLAN_PARAMS)
 {
     TOPK_PLAN_LAUNCH_FIELDS(TOPK_PLAN_SET_)
@@ -84,15 +86,16 @@ TOPK_INLINE void topk_plan_rebuild(topk_plan *p TOPK_PLAN_PARAMS)
     p->elem = dtype == TOPK_F32 ? 4 : 2;
     p->key_flip = (form >> 2 & 1) ? (dtype == TOPK_F32 ? 0xFFFFFFFFu : 0xFFFFu) : 0;
     p->wide_k = form >> 3 & 1;
+    p->shrink_at = (int64_t)(form >> 16 & 0xFFFF);
     topk_plan_tree(p);
 }
 
 #pragma omp end declare target
 
-/* Fills in everything but the workspace addresses. team_threads: threads of a GPU team, 0 for the
- * default. Returns TOPK_ERR_BAD_SHAPE for rows of 2^32 elements or more (composites hold a 32-bit
- * column). */
+/* Fills in everything but the workspace addresses. team_threads: threads of a GPU team; shrink_at:
+ * TOPK_PARAM_SHRINK_AT; 0 for the default of each. Returns TOPK_ERR_BAD_SHAPE for rows of 2^32 elements
+ * or more (composites hold a 32-bit column). */
 topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams_per_row, int team_threads,
-                           int sm_count, bool on_host);
+                           int shrink_at, int sm_count, bool on_host);
 
 #endif

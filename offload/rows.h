@@ -201,6 +201,9 @@ TOPK_INLINE void team_setup(team_mem *m, team *t, selection *s, topk_plan *p TOP
         s->buf = m->buf;
         s->cap = TOPK_CAP;
     }
+    /* more than k, so that a compaction always has more than k to choose from */
+    s->shrink_at = p->shrink_at > 0 && p->shrink_at < s->cap ? (uint32_t)p->shrink_at : s->cap;
+    if (s->shrink_at <= s->k) s->shrink_at = s->k + 1;
     if (clocks && t->tid == 0) clock_at_most(&clocks[0], device_clock_ns());
 }
 

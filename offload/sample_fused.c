@@ -211,7 +211,7 @@ topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, boo
      * (src/common/sample_team.h): a larger TOPK_TEAM_THREADS serves the selection kernel, not this one. */
     if (team_threads > SAMPLE_TEAM_MAX) team_threads = SAMPLE_TEAM_MAX;
     topk_plan plan;
-    topk_status s = topk_plan_make(&plan, &selection, 0, team_threads, gpu->sm_count, gpu->on_host);
+    topk_status s = topk_plan_make(&plan, &selection, 0, team_threads, 0, gpu->sm_count, gpu->on_host);
     if (s != TOPK_OK) return s;
     sample_uploads up = sample_uploads_of(p, device_pointers);
     pthread_mutex_lock(&gpu->lock);

@@ -151,6 +151,7 @@ static int64_t *param_slot(topk_ctx *ctx, topk_param param)
     case TOPK_PARAM_CHUNK: return &ctx->chunk;
     case TOPK_PARAM_PROFILE: return &ctx->profile;
     case TOPK_PARAM_TEAM_THREADS: return &ctx->team_threads;
+    case TOPK_PARAM_SHRINK_AT: return &ctx->shrink_at;
     }
     return NULL;
 }
@@ -246,11 +247,13 @@ static topk_status dispatch(const topk_ctx *ctx, const topk_problem *p, unsigned
     }
     case TOPK_BACKEND_OFFLOAD: {
         int64_t teams_per_row = knob(ctx, TOPK_PARAM_TEAMS_PER_ROW, ctx->teams_per_row, p);
+        int64_t shrink_at = knob(ctx, TOPK_PARAM_SHRINK_AT, ctx->shrink_at, p);
         if (profile) {
             chosen = topk_now();
             profile->teams_per_row = teams_per_row;
         }
-        s = topk_gpu_select(ctx->gpu, p, flags & TOPK_DEVICE_POINTERS, teams_per_row, (int)ctx->team_threads);
+        s = topk_gpu_select(ctx->gpu, p, flags & TOPK_DEVICE_POINTERS, teams_per_row, (int)ctx->team_threads,
+                            (int)shrink_at);
         break;
     }
     case TOPK_BACKEND_AUTO: break;

@@ -64,9 +64,9 @@ topk_status topk_cpu_select(const topk_problem *p, int threads, int64_t chunk);
 typedef struct topk_gpu topk_gpu;
 topk_status topk_gpu_open(topk_gpu **gpu, int device);
 void topk_gpu_close(topk_gpu *gpu);
-/* teams_per_row, team_threads: the call's knobs (TOPK_PARAM_*), 0 for the planner's choice. */
+/* teams_per_row, team_threads, shrink_at: the call's knobs (TOPK_PARAM_*), 0 for the planner's choice. */
 topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_pointers, int64_t teams_per_row,
-                            int team_threads);
+                            int team_threads, int shrink_at);
 /* Calls on device pointers enqueue on this CUDA stream from now on (NULL: synchronous calls again).
  * TOPK_ERR_NO_DEVICE without a GPU; TOPK_ERR_DEVICE_FAILURE when the device image cannot be loaded. */
 topk_status topk_gpu_set_stream(topk_gpu *gpu, void *stream);
@@ -89,7 +89,7 @@ int64_t topk_tuning_choose(const topk_tuning *tuning, topk_param param, const to
 
 struct topk_ctx {
     topk_backend backend; /* resolved: never AUTO */
-    int64_t threads, device, teams_per_row, chunk, profile, team_threads; /* the knobs (knobs.h) */
+    int64_t threads, device, teams_per_row, chunk, profile, team_threads, shrink_at; /* the knobs (knobs.h) */
     topk_gpu *gpu;       /* NULL unless backend is OFFLOAD */
     topk_tuning *tuning; /* NULL when no tuning table applies */
     char tuning_device[128]; /* the device column tables are matched on */

@@ -16,6 +16,8 @@ static const topk_knob knobs[] = {
     /* threads of a GPU team: a multiple of a warp up to CUDA's block limit (the planner's own choice stays
      * at most TOPK_TEAM_THREADS_MOST; the fused sampler caps any choice at its arrays' size) */
     {TOPK_PARAM_TEAM_THREADS, "TOPK_TEAM_THREADS", NULL, "offload", 32, 1024, 32},
+    /* when a chunk's team compacts its buffer and raises its floor (plan.c: topk_plan_shrink_at) */
+    {TOPK_PARAM_SHRINK_AT, "TOPK_SHRINK_AT", "shrink_at", "offload", 1, TOPK_CAP, 1},
 };
 
 const topk_knob *topk_knob_of(topk_param param)

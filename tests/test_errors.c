@@ -221,6 +221,17 @@ Test(errors, params)
         cr_assert(topk_ctx_set_param(ctx, TOPK_PARAM_TEAM_THREADS, team_threads_good[i]) == TOPK_OK);
         cr_assert(topk_ctx_get_param(ctx, TOPK_PARAM_TEAM_THREADS, &value) == TOPK_OK && value == team_threads_good[i]);
     }
+    /* candidates a GPU team keeps before it raises its floor: 1..4096 */
+    static const int64_t shrink_at_bad[] = {-1, 4097, (int64_t)1 << 32};
+    for (int i = 0; i < 3; i++)
+        cr_assert(topk_ctx_set_param(ctx, TOPK_PARAM_SHRINK_AT, shrink_at_bad[i]) == TOPK_ERR_BAD_PARAM,
+                  "shrink_at %lld accepted", (long long)shrink_at_bad[i]);
+    static const int64_t shrink_at_good[] = {1, 257, 4096, 0};
+    for (int i = 0; i < 4; i++) {
+        int64_t value = -7;
+        cr_assert(topk_ctx_set_param(ctx, TOPK_PARAM_SHRINK_AT, shrink_at_good[i]) == TOPK_OK);
+        cr_assert(topk_ctx_get_param(ctx, TOPK_PARAM_SHRINK_AT, &value) == TOPK_OK && value == shrink_at_good[i]);
+    }
     cr_assert(topk_ctx_set_param(ctx, (topk_param)17, 1) == TOPK_ERR_BAD_PARAM);
     cr_assert(topk_ctx_set_param(ctx, (topk_param)-1, 1) == TOPK_ERR_BAD_PARAM);
     cr_assert(topk_ctx_set_param(NULL, TOPK_PARAM_THREADS, 1) == TOPK_ERR_NULL_POINTER);

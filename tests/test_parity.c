@@ -1,7 +1,9 @@
 /*
  * The offload backend against the reference backend, bit for bit, over what its kernels treat
  * specially: vocabularies from 1 to 30011 with k 1, 2, 50, V/2, V-1, V, 2048, 2049 and 2300; every dtype;
- * padded rows and rows that start off an aligned address; teams per row from the plan's choice to 40; data
+ * padded rows and rows that start off an aligned address; teams per row from the plan's choice to 40; the
+ * floor raised as often as it can be (TOPK_PARAM_SHRINK_AT 1: at k + 1 candidates), by default or only when
+ * the buffer is full (4096); data
  * made of ties, all-equal rows, sorted rows, raw bit patterns, NaNs with payloads, infinities and signed
  * zeros; host and device pointers; largest and smallest. Then long rows, where the merge tree is two levels
  * deep, k runs to 5000 and one row holds 16.7M elements.
@@ -9,7 +11,7 @@
  * Every case's shape, flags and knobs come from its position in the grid, so a failure names one case that
  * can be rerun alone. By default a third of the grid and half of the long rows run (a few seconds through
  * OpenMP's host fallback: ctest's parity_offload_host, TOPK_OFFLOAD_HOST=1); TOPK_PARITY_FULL=1 runs all
- * 979 cases, as ci/gpu-check does on the GPU.
+ * 983 cases, as ci/gpu-check does on the GPU.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -33,7 +35,8 @@ typedef struct parity_case {
     enum pattern pattern;
     unsigned flags; /* TOPK_SMALLEST, TOPK_DEVICE_POINTERS */
     int64_t teams_per_row;
-    int offset; /* elements the input starts past an aligned address */
+    int offset;        /* elements the input starts past an aligned address */
+    int64_t shrink_at; /* TOPK_PARAM_SHRINK_AT */
 } parity_case;
 
 static bool full_grid(void)
@@ -100,14 +103,16 @@ static void check_parity(topk_ctx *offload, topk_ctx *reference, const parity_ca
     fill_input(input, pc, &r);
 
     char data[128], name[256], difference[256];
-    snprintf(data, sizeof data, "pattern %s, teams_per_row %lld, offset %d, %s pointers", pattern_names[pc->pattern],
-             (long long)pc->teams_per_row, pc->offset, pc->flags & TOPK_DEVICE_POINTERS ? "device" : "host");
+    snprintf(data, sizeof data, "pattern %s, teams_per_row %lld, shrink_at %lld, offset %d, %s pointers",
+             pattern_names[pc->pattern], (long long)pc->teams_per_row, (long long)pc->shrink_at, pc->offset,
+             pc->flags & TOPK_DEVICE_POINTERS ? "device" : "host");
     select_case c = {TOPK_BACKEND_REFERENCE, pc->dtype, pc->batch, pc->vocab, stride, pc->k,
                      pc->flags & TOPK_SMALLEST, data};
     selection want = run_select(reference, &c, input);
     c.backend = TOPK_BACKEND_OFFLOAD;
     describe_case(&c, name, sizeof name);
     cr_assert(topk_ctx_set_param(offload, TOPK_PARAM_TEAMS_PER_ROW, pc->teams_per_row) == TOPK_OK, "%s", name);
+    cr_assert(topk_ctx_set_param(offload, TOPK_PARAM_SHRINK_AT, pc->shrink_at) == TOPK_OK, "%s", name);
     selection got = pc->flags & TOPK_DEVICE_POINTERS ? select_on_device(offload, &c, input, name)
                                                      : run_select(offload, &c, input);
     /* an expectation, not an assertion: every mismatching case of the slice gets named */
@@ -138,6 +143,7 @@ static void check_vocab(topk_ctx *offload, topk_ctx *reference, size_t vocab_ind
                     .flags = (variant % 5 == 2 ? TOPK_SMALLEST : 0) | (variant % 2 ? TOPK_DEVICE_POINTERS : 0),
                     .teams_per_row = (const int64_t[]){0, 1, 3, 40}[variant % 4],
                     .offset = (int)(variant % 3),
+                    .shrink_at = (const int64_t[]){0, 1, 4096}[(variant / 4) % 3],
                 };
                 check_parity(offload, reference, &pc);
             }
@@ -184,6 +190,11 @@ static const parity_case long_rows[] = {
     /* several rows' merge trees at k = 2048 (test_stream saw a wrong synchronous row here, run 34) */
     {2, 151936, 2048, 0, TOPK_F32, NORMAL, TOPK_SMALLEST | TOPK_DEVICE_POINTERS, 0, 0},
     {2, 151936, 2048, 0, TOPK_F32, SPECIALS, TOPK_SMALLEST | TOPK_DEVICE_POINTERS, 0, 0},
+    /* the floor raised every wave, or at the default of a few k, in chunks of ~38K-150K elements */
+    {4, 151936, 50, 0, TOPK_BF16, NORMAL, TOPK_DEVICE_POINTERS, 0, 0, 1},
+    {4, 151936, 50, 0, TOPK_BF16, ASCENDING, TOPK_DEVICE_POINTERS, 0, 0, 1},
+    {2, 128256, 128, 0, TOPK_F32, FEW_VALUES, TOPK_DEVICE_POINTERS, 4, 0, 200},
+    {3, 262144, 20, 1, TOPK_F16, DESCENDING, TOPK_SMALLEST | TOPK_DEVICE_POINTERS, 2, 1, 0},
 };
 enum { LONG_ROWS = sizeof long_rows / sizeof long_rows[0] };
 static parity_case long_rows_run[LONG_ROWS];
