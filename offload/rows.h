@@ -148,6 +148,17 @@ TOPK_INLINE void clock_at_most(uint64_t *clock, uint64_t now)
     if (*clock > now) *clock = now;
 }
 
+/* The selection's limit for a stream: a chunk of a row compacts early, at the plan's shrink_at, so that
+ * its floor keeps up with its k-th best (plan.c: default_shrink_at); a merge's lists are mostly
+ * candidates, which a higher floor would not drop, so a merge compacts only when its buffer is full.
+ * Always more than k, so that a compaction has more than k to choose from. */
+TOPK_INLINE uint32_t stream_limit(const topk_plan *p, bool list)
+{
+    uint32_t room = p->wide_k ? (uint32_t)p->wide_cap : TOPK_CAP;
+    if (list || p->shrink_at <= 0 || p->shrink_at >= room) return room;
+    return p->shrink_at > p->k ? (uint32_t)p->shrink_at : (uint32_t)p->k + 1;
+}
+
 /* One work item: a chunk of a row, then the merges its ticket wins. True (in every thread) when the team
  * completed a row's root: then *row is that row and s->buf[0..*kept) its best k, unordered. kind is a
  * constant at each launch site (gpu_select.c), so each kernel holds one dtype's code. */
@@ -157,6 +168,7 @@ TOPK_INLINE bool climb_item(team *t, selection *s, const topk_plan *p, int kind,
     int64_t row = item / p->chunks, node = item % p->chunks;
     const char *rowp = input + row * p->row_stride * p->elem;
     stream st = stream_over(rowp, p->elem, kind, p->vocab, p->key_flip, node, p->slots_per_chunk);
+    s->limit = stream_limit(p, false);
     selection_start(t, s);
     selection_stream(t, s, st);
     uint32_t kept = selection_finish(t, s);
@@ -172,6 +184,7 @@ TOPK_INLINE bool climb_item(team *t, selection *s, const topk_plan *p, int kind,
         int64_t inputs = nodes - first < p->fan_in ? nodes - first : p->fan_in;
         if (!take_ticket(t, tickets + ticket_base + parent, (uint32_t)inputs)) return false;
         st = stream_over(lists + (list_base + first) * p->k, 8, WAVE_LIST, inputs * p->k, 0, 0, INT64_MAX);
+        s->limit = stream_limit(p, true);
         selection_start(t, s);
         selection_stream(t, s, st);
         kept = selection_finish(t, s);
@@ -196,14 +209,9 @@ TOPK_INLINE void team_setup(team_mem *m, team *t, selection *s, topk_plan *p TOP
     s->column_shift = radix_column_shift(p->vocab);
     if (p->wide_k) {
         s->buf = p->wide + omp_get_team_num() * p->wide_cap;
-        s->cap = (uint32_t)p->wide_cap;
     } else {
         s->buf = m->buf;
-        s->cap = TOPK_CAP;
     }
-    /* more than k, so that a compaction always has more than k to choose from */
-    s->shrink_at = p->shrink_at > 0 && p->shrink_at < s->cap ? (uint32_t)p->shrink_at : s->cap;
-    if (s->shrink_at <= s->k) s->shrink_at = s->k + 1;
     if (clocks && t->tid == 0) clock_at_most(&clocks[0], device_clock_ns());
 }
 

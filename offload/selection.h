@@ -111,8 +111,8 @@ TOPK_INLINE uint64_t wave_get(const team *t, stream s, wave w, int j, int l)
 
 typedef struct selection {
     uint64_t *buf;
-    uint32_t cap;  /* entries buf can hold: >= k (and >= the final sort's power of two) */
-    uint32_t shrink_at; /* a chunk's buffer is compacted before it passes this many: k < shrink_at <= cap */
+    uint32_t limit; /* the buffer is compacted before it passes this many: k < limit <= the entries it holds
+                     * minus a wave's (a stream's, set by rows.h: stream_limit) */
     uint32_t k;    /* how many to keep */
     int top_shift; /* team_select's top digit: 56 for 32-bit keys, 40 for 16-bit */
     int column_shift; /* radix_column_shift of the row's vocab */
@@ -283,18 +283,15 @@ TOPK_INLINE void select_in_union(team *t, selection *s, stream st, wave w)
     if (r.prefix > s->floor) s->floor = r.prefix;
 }
 
-/* Offers one wave. When its passing elements would take the buffer past shrink_at (cap for candidate
- * lists), or when they are the first and more than k, the floor first rises so that exactly k of buffer
- * and wave pass, and the buffer is compacted: the buffer only ever needs room for k plus what one wave
- * adds. A chunk of a row compacts early so that its floor keeps up with its k-th best (plan.c:
- * default_shrink_at); a merge's lists are mostly candidates, which a higher floor would not drop. */
+/* Offers one wave. When its passing elements would take the buffer past its limit, or when they are the
+ * first and more than k, the floor first rises so that exactly k of buffer and wave pass, and the buffer
+ * is compacted: the buffer only ever needs room for k plus what one wave adds. */
 TOPK_INLINE void selection_offer(team *t, selection *s, stream st, wave w)
 {
     uint32_t count = count_passing(t, s, st, w);
     uint32_t total = team_sum(t, count);
     if (total == 0) return;
-    uint32_t limit = st.kind == WAVE_LIST ? s->cap : s->shrink_at;
-    if (s->fill + total > limit || (s->fill == 0 && total > s->k)) {
+    if (s->fill + total > s->limit || (s->fill == 0 && total > s->k)) {
         select_in_union(t, s, st, w);
         if (s->fill) s->fill = team_keep(t, s->buf, s->fill, s->floor, s->buf);
         count = count_passing(t, s, st, w);
