@@ -58,12 +58,18 @@ static void cut_rows(topk_plan *plan, int64_t wanted)
  * full (TOPK_CAP): at 256 x 151936 bf16 k 50 a chunk of ~76K elements never fills 4096 entries, so its
  * floor stayed where the first wave put it, every later wave let ~k candidates through, and every
  * thread took the exact (slow) path of FOR_EACH_CANDIDATE (run 29). Compacting at a few k keeps the
- * floor near the chunk's k-th best at the price of a radix select every few waves. For k above
+ * floor near the chunk's k-th best at the price of a radix select every few waves, which pays only when
+ * a chunk has many waves left to filter. Measured on an H100 (bench/RESULTS.md, tenth session: 4k
+ * against the old rule): 37 waves a chunk 1.29x (256 x 151936 bf16), 64 waves 1.49x, 12-16 waves
+ * 1.06-1.10x, 8-9 waves 0.93-0.96x, fp32 4096 x 4096 (4 waves) 0.65x. For k above
  * TOPK_CANDIDATES_K_MOST the waves take the exact path anyway, so they keep the old rule. */
-static int64_t default_shrink_at(int64_t k)
+#define TOPK_SHRINK_EARLY_WAVES 12 /* waves of a chunk from which it compacts at a few k */
+
+static int64_t default_shrink_at(const topk_plan *plan)
 {
-    if (k > TOPK_CANDIDATES_K_MOST) return 0;
-    return 4 * k < 256 ? 256 : 4 * k;
+    int64_t waves = plan->slots_per_chunk / (TOPK_SLOTS * plan->threads);
+    if (plan->k > TOPK_CANDIDATES_K_MOST || waves < TOPK_SHRINK_EARLY_WAVES) return 0;
+    return 4 * plan->k < 256 ? 256 : 4 * plan->k;
 }
 
 topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams_per_row, int team_threads,
@@ -116,7 +122,7 @@ topk_status topk_plan_make(topk_plan *plan, const topk_problem *p, int64_t teams
     plan->list_bytes = (size_t)(plan->batch * plan->lists_per_row * plan->k * 8);
     plan->ticket_bytes = (size_t)(plan->batch * plan->tickets_per_row * 4);
     plan->wide_bytes = plan->wide_k ? (size_t)(plan->teams * plan->wide_cap * 8) : 0;
-    plan->shrink_at = shrink_at > 0 ? shrink_at : default_shrink_at(plan->k);
+    plan->shrink_at = shrink_at > 0 ? shrink_at : default_shrink_at(plan);
     plan->form = (uint64_t)p->dtype | (uint64_t)(plan->key_flip != 0) << 2 | (uint64_t)plan->wide_k << 3 |
                  (uint64_t)plan->shrink_at << 16;
     return TOPK_OK;
