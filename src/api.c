@@ -151,6 +151,7 @@ static int64_t *param_slot(topk_ctx *ctx, topk_param param)
     case TOPK_PARAM_CHUNK: return &ctx->chunk;
     case TOPK_PARAM_PROFILE: return &ctx->profile;
     case TOPK_PARAM_TEAM_THREADS: return &ctx->team_threads;
+    case TOPK_PARAM_SAMPLE_LIST: return &ctx->sample_list;
     }
     return NULL;
 }

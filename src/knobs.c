@@ -16,6 +16,8 @@ static const topk_knob knobs[] = {
     /* threads of a GPU team: a multiple of a warp up to CUDA's block limit (the planner's own choice stays
      * at most TOPK_TEAM_THREADS_MOST; the fused sampler caps any choice at its arrays' size) */
     {TOPK_PARAM_TEAM_THREADS, "TOPK_TEAM_THREADS", NULL, "offload", 32, 1024, 32},
+    /* nucleus lists of topk_sample: 1 turns them off, else up to SAMPLE_LIST (src/common/sample_team.h) */
+    {TOPK_PARAM_SAMPLE_LIST, "TOPK_SAMPLE_LIST", NULL, NULL, 1, 1024, 1},
 };
 
 const topk_knob *topk_knob_of(topk_param param)
