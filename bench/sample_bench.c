@@ -7,7 +7,8 @@
  *
  *   sample-bench --batch 32 --vocab 128256 --temperature 0.7 --top-k 50 --top-p 0.9 [--min-p 0]
  *                [--dtype fp32|fp16|bf16] [--backend cpu|offload] [--reps 50] [--seeds 20]
- *                [--device-pointers] [--sample-list N] [--peer '/usr/bin/python3 bench/peers/torch_sample.py --device cpu']
+ *                [--device-pointers] [--sample-list N]
+ *                [--peer '/usr/bin/python3 bench/peers/torch_sample.py --device cpu']
  * Top-p or min-p alone: --top-k 0 --top-p 0.9 (or --top-p 1 --min-p 0.1). --sample-list N sets
  * TOPK_PARAM_SAMPLE_LIST on both contexts: 1 samples such rows over the whole row (the old path), for A/B.
  * --device-pointers (offload): logits, tokens and probs live in GPU memory, as in a decoder; the

@@ -117,7 +117,8 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
     /* Only thread 0 has a list's pick, and only it reads it; the list stays valid when the row went the
      * whole-row way after a nucleus list (the whole-row sampler's memory lies below it). */
     if (logprobs) sample_team_logprobs(st, v, rp, list, list_ok ? listed : 0, pick, lp, row);
-    if (!by_list || logprobs || tried) team_start(t, &m->select); /* the sampler wrote over the selection's histograms */
+    /* the whole-row sampler (and the nucleus's mass pass) wrote over the selection's histograms */
+    if (!by_list || logprobs || tried) team_start(t, &m->select);
 }
 
 /* What every thread of every team runs (the selection's topk_run_team with sample_root at the root).

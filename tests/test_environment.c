@@ -82,7 +82,8 @@ Test(environment, knobs_read_into_params)
         topk_param param;
     } knobs[] = {{"TOPK_THREADS", "3", TOPK_PARAM_THREADS}, {"TOPK_TEAMS_PER_ROW", "12", TOPK_PARAM_TEAMS_PER_ROW},
                  {"TOPK_CHUNK", "4096", TOPK_PARAM_CHUNK}, {"TOPK_PROFILE", "1", TOPK_PARAM_PROFILE},
-                 {"TOPK_TEAM_THREADS", "512", TOPK_PARAM_TEAM_THREADS}, {"TOPK_SAMPLE_LIST", "1", TOPK_PARAM_SAMPLE_LIST}};
+                 {"TOPK_TEAM_THREADS", "512", TOPK_PARAM_TEAM_THREADS},
+                 {"TOPK_SAMPLE_LIST", "1", TOPK_PARAM_SAMPLE_LIST}};
     for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
         topk_ctx *ctx;
         int64_t value = -1;

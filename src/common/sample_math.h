@@ -312,9 +312,9 @@ SAMPLE_INLINE int64_t sample_list_length(sample_row rp, int64_t vocab, int64_t m
 }
 
 /* How many of a row's best topk_sample tries to draw from when the row has no top-k filter but top-p or
- * min-p (temperature > 0): `nucleus` (the caller's list length, 0: none; at most vocab), else 0. Unlike a top-k list the
- * nucleus list serves only when the row's kept set turns out to lie inside it (sample_team_nucleus); the
- * draw is then the same, else the row goes the whole-row way. */
+ * min-p (temperature > 0): `nucleus` (the caller's list length, 0: none; at most vocab), else 0. Unlike a
+ * top-k list the nucleus list serves only when the row's kept set turns out to lie inside it
+ * (sample_team_nucleus); the draw is then the same, else the row goes the whole-row way. */
 SAMPLE_INLINE int64_t sample_nucleus_length(sample_row rp, int64_t vocab, int64_t nucleus)
 {
     bool no_top_k = rp.top_k == 0 || rp.top_k >= vocab;

@@ -271,7 +271,8 @@ SAMPLE_INLINE bool sample_team_nucleus(sample_team t, sample_view v, const uint6
     sample_barrier(t);
     uint64_t listed = sample_list_mass(w, n), target = listed; /* every thread sums: no broadcast needed */
     if (rp.top_p < 1.0f) target = sample_top_p_target(rp.top_p, n < v.vocab ? sample_team_mass(t, v) : listed);
-    float last = sample_w(v.sc, sample_value(v.dtype, sample_bits_at(v.row, v.dtype, topk_composite_column(list[n - 1]))));
+    int64_t last_column = topk_composite_column(list[n - 1]);
+    float last = sample_w(v.sc, sample_value(v.dtype, sample_bits_at(v.row, v.dtype, last_column)));
     bool inside = n == v.vocab || (rp.top_p < 1.0f && target <= listed) || sample_min_p_cuts_below(last, rp.min_p);
     if (inside && t.tid == 0) *pick = sample_list_draw_to(list, w, n, target, random);
     return inside;

@@ -93,7 +93,8 @@ static void sample_row_of(const topk_sample_problem *p, int64_t r, const char *v
     sample_row rp = p->rows[r];
     sample_view v = {.row = sample_input_row(p, r), .dtype = p->dtype, .vocab = p->vocab};
     uint64_t random = sample_row_random(p->seed, p->offset, p->seeds, p->offsets, r);
-    int64_t n = sample_list_length(rp, p->vocab, CPU_LIST_MOST), tried = n ? 0 : sample_nucleus_length(rp, p->vocab, nucleus);
+    int64_t n = sample_list_length(rp, p->vocab, CPU_LIST_MOST);
+    int64_t tried = n ? 0 : sample_nucleus_length(rp, p->vocab, nucleus);
     if (tried < 2 && tried != p->vocab) tried = 0; /* a nucleus list of one entry cannot tell anything */
     int64_t top = sample_top_count(p), built = n ? n : tried, listed = built > top ? built : top;
     sample_pick pick = {0, 1.0f};
