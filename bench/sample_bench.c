@@ -7,7 +7,10 @@
  *
  *   sample-bench --batch 32 --vocab 128256 --temperature 0.7 --top-k 50 --top-p 0.9 [--min-p 0]
  *                [--dtype fp32|fp16|bf16] [--backend cpu|offload] [--reps 50] [--seeds 20]
- *                [--device-pointers] [--peer '/usr/bin/python3 bench/peers/torch_sample.py --device cpu']
+ *                [--device-pointers] [--sample-list N]
+ *                [--peer '/usr/bin/python3 bench/peers/torch_sample.py --device cpu']
+ * Top-p or min-p alone: --top-k 0 --top-p 0.9 (or --top-p 1 --min-p 0.1). --sample-list N sets
+ * TOPK_PARAM_SAMPLE_LIST on both contexts: 1 samples such rows over the whole row (the old path), for A/B.
  * --device-pointers (offload): logits, tokens and probs live in GPU memory, as in a decoder; the
  * timed calls then include no copies. The tokens are copied back and checked after every call.
  * Prints one line: shape, libtopk median us, peer median us, ratio; exit status 1 on any mismatch.
@@ -65,7 +68,7 @@ static double peer_median(const char *peer, int64_t batch, int64_t vocab, const 
 }
 
 typedef struct options {
-    int64_t batch, vocab, top_k;
+    int64_t batch, vocab, top_k, sample_list;
     float temperature, top_p, min_p;
     int dtype, backend; /* indices into dtype_choices and backend_choices */
     int reps, seeds;
@@ -94,6 +97,10 @@ static options parse_options(int argc, char **argv)
          .help = "the backend timed: cpu or offload"},
         {"--device-pointers", FLAG_ON, &o.device_pointers,
          .help = "(offload) logits, tokens and probs in GPU memory, as in a decoder"},
+        {"--sample-list", FLAG_INT64, &o.sample_list, "N", .min = 0, .max = 1024, .show_default = true,
+         .help = "TOPK_PARAM_SAMPLE_LIST: rows with top-p or min-p and no top-k draw\n"
+                 "from their best N when their kept set lies there; 1: never (the old\n"
+                 "whole-row path, for A/B); 0: the backend's default"},
         {"--reps", FLAG_INT, &o.reps, "N", .min = 1, .max = 100000000, .show_default = true,
          .help = "timed calls; the median is reported"},
         {"--seeds", FLAG_INT, &o.seeds, "N", .min = 0, .max = 100000000, .show_default = true,
@@ -122,6 +129,9 @@ int main(int argc, char **argv)
     topk_status s = topk_ctx_create(&cpu, TOPK_BACKEND_CPU);
     if (s != TOPK_OK) return fprintf(stderr, "cpu: %s\n", topk_strerror(s)), 1;
     if (topk_ctx_create(&offload, TOPK_BACKEND_OFFLOAD) != TOPK_OK) offload = NULL;
+    if (topk_ctx_set_param(cpu, TOPK_PARAM_SAMPLE_LIST, o.sample_list) != TOPK_OK ||
+        (offload && topk_ctx_set_param(offload, TOPK_PARAM_SAMPLE_LIST, o.sample_list) != TOPK_OK))
+        return fprintf(stderr, "sample-bench: --sample-list %lld refused\n", (long long)o.sample_list), 2;
     ctx = backend == TOPK_BACKEND_OFFLOAD ? offload : cpu;
     if (!ctx) return fprintf(stderr, "sample-bench: the offload backend does not open here\n"), 1;
     topk_sampling sp = topk_sampling_default();
@@ -177,8 +187,9 @@ int main(int argc, char **argv)
     double theirs = o.peer ? peer_median(o.peer, batch, vocab, dtype_name(dtype), o.temperature, o.top_k, o.top_p,
                                          o.min_p, o.reps)
                            : -1;
-    printf("B=%lld V=%lld %s T=%g k=%lld p=%g min_p=%g | %s %.1f us", (long long)batch, (long long)vocab,
-           dtype_name(dtype), o.temperature, (long long)o.top_k, o.top_p, o.min_p, topk_backend_name(backend), ours);
+    printf("B=%lld V=%lld %s T=%g k=%lld p=%g min_p=%g list=%lld | %s %.1f us", (long long)batch, (long long)vocab,
+           dtype_name(dtype), o.temperature, (long long)o.top_k, o.top_p, o.min_p, (long long)o.sample_list,
+           topk_backend_name(backend), ours);
     if (theirs > 0) printf(" | peer %.1f us | peer/libtopk %.2fx", theirs, theirs / ours);
     printf("%s | parity %s\n", o.device_pointers ? " (device pointers)" : "",
            offload ? (mismatches ? "MISMATCH" : "cpu == offload") : "offload not available");

@@ -135,7 +135,12 @@ typedef enum topk_param {
     TOPK_PARAM_CHUNK = 3,         /* cpu: least elements of a row one thread takes, 0..2^40 (env TOPK_CHUNK) */
     TOPK_PARAM_PROFILE = 4,       /* 1: time the stages of each call (topk_ctx_last_profile), 0..1 (env TOPK_PROFILE) */
     TOPK_PARAM_TEAM_THREADS = 5,  /* offload: threads of a GPU team, 0 or a multiple of 32 in 32..1024 (env TOPK_TEAM_THREADS) */
-    TOPK_PARAM_SHRINK_AT = 6      /* offload: candidates a team keeps before it raises its floor, 1..4096 (env TOPK_SHRINK_AT) */
+    TOPK_PARAM_SHRINK_AT = 6,     /* offload: candidates a team keeps before it raises its floor, 1..4096 (env TOPK_SHRINK_AT) */
+    /* topk_sample, rows with top-p or min-p and no top-k filter: how many of the row's best to select and draw
+     * from when the row's kept set lies inside them (the same draw as over the whole row, which is the
+     * fallback); 1: never, every such row is sampled over the whole row (the old path, for A/B timing);
+     * 0: the backend's default (cpu 1024, offload 128); else 2..1024 (env TOPK_SAMPLE_LIST) */
+    TOPK_PARAM_SAMPLE_LIST = 7
 } topk_param;
 
 /* Sets a tuning parameter. Returns TOPK_ERR_BAD_PARAM for an unknown parameter or a value out of its range. */

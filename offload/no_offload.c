@@ -29,12 +29,14 @@ topk_status topk_gpu_select(topk_gpu *gpu, const topk_problem *p, bool device_po
     return TOPK_ERR_NO_DEVICE;
 }
 
-topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int team_threads)
+topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int team_threads,
+                            int64_t sample_list)
 {
     (void)gpu;
     (void)p;
     (void)device_pointers;
     (void)team_threads;
+    (void)sample_list;
     return TOPK_ERR_NO_DEVICE;
 }
 

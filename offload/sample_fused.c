@@ -51,12 +51,14 @@ _Static_assert(sizeof(sample_mem) <= SAMPLE_LIST * sizeof(uint64_t), "the logpro
 _Static_assert(TOPK_TEAM_THREADS_MOST <= SAMPLE_TEAM_MAX, "the planner's teams must fit the whole-row sampler's arrays");
 
 /* The root of row `row`: s->buf[0..kept) holds its best k (unordered). Writes the row's token (and
- * probability): from its list when it has one that does not start with a NaN, else the whole-row way; then
- * its logprobs, the top ones from the list when it holds them (the list is built that long: the call's k is
- * at least the top logprobs' count), in team memory that leaves the list be. */
+ * probability): from its top-k list when it has one that does not start with a NaN; for a row without a
+ * top-k filter (top-p, min-p) and `nucleus` on, from its best `kept` when its kept set lies inside them
+ * (sample_team_nucleus); else the whole-row way. Then its logprobs, the top ones from the list when it holds
+ * them (the list is built that long: the call's k is at least the top logprobs' count), in team memory that
+ * leaves the list be. */
 TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m, int dtype, const char *rowp,
                              int64_t vocab, int64_t row, sample_row rp, uint64_t random, int64_t *tokens, float *probs,
-                             sample_logprobs lp)
+                             sample_logprobs lp, bool nucleus)
 {
     if (!sample_row_valid(rp, vocab, true)) { /* parameters from device memory, out of range (topk.h) */
         if (t->tid == 0) {
@@ -69,11 +71,17 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
     /* a list longer than the selection's (device parameters above the caller's bound): the whole row */
     int64_t n = sample_list_length(rp, vocab, SAMPLE_LIST), top = lp.top_n < vocab ? lp.top_n : vocab;
     if (n > kept) n = 0;
-    int64_t listed = n && top > n && top <= kept ? top : n; /* entries the list holds */
-    bool by_list = false, logprobs = sample_logprobs_wanted(lp);
+    /* a nucleus list: the whole selection, at least 2 entries unless it is the whole row */
+    int64_t tried = nucleus && !n ? sample_nucleus_length(rp, vocab, kept) : 0;
+    if (tried < 2 && tried != vocab) tried = 0;
+    int64_t built = n ? n : tried;
+    int64_t listed = built && top > built && top <= kept ? top : built; /* entries the list holds */
+    bool by_list = false, list_ok = false, logprobs = sample_logprobs_wanted(lp);
     sample_pick pick = {0, 1.0f};
     uint64_t *list = s->buf + SAMPLE_LIST, *w = s->buf + 2 * SAMPLE_LIST;
-    if (n > 0) {
+    sample_team st = {&m->sample, t->tid, t->nt};
+    sample_view v = {.row = rowp, .dtype = dtype, .kind = SAMPLE_LOGITS, .vocab = vocab};
+    if (built > 0) {
         /* Always sorted, never placed by rank as write_row does for short lists: with rank placement here,
          * the fp32 kernel built by clang 19.1.7 + ptxas 12.4 left holes in the list on the H100 (memcheck:
          * odd threads read the row at column 2^32 - 1 from a zero entry; offload/NOTES.md, run 33). At
@@ -82,9 +90,10 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
         for (int64_t j = t->tid; j < listed; j += t->nt) list[j] = sampling_composite(rowp, dtype, s->buf[j]);
         team_barrier();
         /* Every thread reads the same best, so all take the same way without a broadcast. */
-        by_list = !sample_bits_are_nan(dtype, sample_bits_at(rowp, dtype, topk_composite_column(list[0])));
-        if (by_list) {
+        list_ok = !sample_bits_are_nan(dtype, sample_bits_at(rowp, dtype, topk_composite_column(list[0])));
+        if (list_ok && n) {
             sample_scale sc;
+            by_list = true;
             pick.token = topk_composite_column(list[0]);
             if (sample_list_scale(rowp, dtype, vocab, list, n, rp, &sc)) {
                 for (int64_t j = t->tid; j < n; j += t->nt) w[j] = sample_list_weight(rowp, dtype, sc, rp, list[j]);
@@ -92,20 +101,24 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
                 if (t->tid == 0) pick = sample_list_draw(list, w, n, rp, random);
             }
             /* no barrier after: the next item's selection_start holds every thread until thread 0 drew */
+        } else if (list_ok) {
+            /* Its pass over the row for the whole row's mass uses the whole-row sampler's team memory, below
+             * the list; every thread gets the same answer, so all take the same way. */
+            by_list = sample_team_nucleus(st, v, list, w, tried, rp, random, &pick);
         } else {
             team_barrier(); /* the list is read before the whole-row sampler writes over it */
         }
     }
-    sample_team st = {&m->sample, t->tid, t->nt};
-    sample_view v = {.row = rowp, .dtype = dtype, .kind = SAMPLE_LOGITS, .vocab = vocab};
     if (!by_list) pick = sample_team_draw_row(st, v, rp, random, 0);
     if (t->tid == 0) {
         tokens[row] = pick.token;
         if (probs) probs[row] = pick.prob;
     }
-    /* Only thread 0 has a list's pick, and only it reads it. */
-    if (logprobs) sample_team_logprobs(st, v, rp, list, by_list ? listed : 0, pick, lp, row);
-    if (!by_list || logprobs) team_start(t, &m->select); /* the sampler wrote over the selection's histograms */
+    /* Only thread 0 has a list's pick, and only it reads it; the list stays valid when the row went the
+     * whole-row way after a nucleus list (the whole-row sampler's memory lies below it). */
+    if (logprobs) sample_team_logprobs(st, v, rp, list, list_ok ? listed : 0, pick, lp, row);
+    /* the whole-row sampler (and the nucleus's mass pass) wrote over the selection's histograms */
+    if (!by_list || logprobs || tried) team_start(t, &m->select);
 }
 
 /* What every thread of every team runs (the selection's topk_run_team with sample_root at the root).
@@ -113,7 +126,7 @@ TOPK_INLINE void sample_root(team *t, selection *s, uint32_t kept, fused_mem *m,
 TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *input TOPK_PLAN_PARAMS,
                                  sample_arrays arrays, sample_row every, uint64_t seed, uint64_t offset,
                                  const uint64_t *seeds, const uint64_t *offsets, int64_t *tokens, float *probs,
-                                 sample_logprobs lp)
+                                 sample_logprobs lp, bool nucleus)
 {
     topk_plan p;
     team t;
@@ -125,7 +138,7 @@ TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *
         if (climb_item(&t, &s, &p, kind, input, item, 0, &row, &kept))
             sample_root(&t, &s, kept, m, dtype, input + row * p.row_stride * p.elem, p.vocab, row,
                         sample_row_at(arrays, every, row), sample_row_random(seed, offset, seeds, offsets, row),
-                        tokens, probs, lp);
+                        tokens, probs, lp, nucleus);
 }
 
 #pragma omp end declare target
@@ -138,7 +151,7 @@ TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *
         sample_top_team(&shared, KIND, dtype, input TOPK_PLAN_ARGS,                                     \
                         (sample_arrays){temperatures, top_ks, top_ps, min_ps},                           \
                         (sample_row){temperature, top_p, min_p, top_k}, seed, offset, seeds, offsets,    \
-                        tokens, probs, SAMPLE_LOGPROBS_VALUE);                                           \
+                        tokens, probs, SAMPLE_LOGPROBS_VALUE, nucleus);                                  \
     }
 
 #define ON_DEVICE_POINTERS(KIND)                                                                         \
@@ -164,6 +177,7 @@ TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *
     uint64_t seed = sp->seed, offset = sp->offset;                                                       \
     int64_t *tokens = sp->out;                                                                           \
     float *probs = sp->probs;                                                                            \
+    int nucleus = nucleus_on;                                                                            \
     SAMPLE_PARAM_LOCALS(d)                                                                               \
     SAMPLE_LOGPROBS_LOCALS(sp)                                                                           \
     (void)teams, (void)device, (void)on_device;
@@ -171,7 +185,7 @@ TOPK_INLINE void sample_top_team(fused_mem *m, int kind, int dtype, const char *
 /* The regions on the caller's device memory, one per dtype in topk_dtype's order (BY_WAVE_KIND): the
  * stream launcher finds their kernels by this function's name. */
 static void sample_top_on_device(const topk_plan *plan, const topk_gpu *gpu, const topk_sample_problem *sp,
-                                 sample_device_params d)
+                                 sample_device_params d, bool nucleus_on)
 {
     SAMPLE_TOP_LOCALS
     BY_WAVE_KIND(sp->dtype, ON_DEVICE_POINTERS)
@@ -179,7 +193,7 @@ static void sample_top_on_device(const topk_plan *plan, const topk_gpu *gpu, con
 
 /* The same kernels on gpu->stream, through the stream launcher. */
 static topk_status sample_top_on_stream(const topk_plan *plan, topk_gpu *gpu, const topk_sample_problem *sp,
-                                        sample_device_params d)
+                                        sample_device_params d, bool nucleus_on)
 {
     SAMPLE_TOP_LOCALS
     topk_kernel_arg args[] = {TOPK_KERNEL_ARG(threads), TOPK_KERNEL_ARG(dtype), TOPK_KERNEL_ARG(input)
@@ -189,13 +203,13 @@ static topk_status sample_top_on_stream(const topk_plan *plan, topk_gpu *gpu, co
                               TOPK_KERNEL_ARG(seed), TOPK_KERNEL_ARG(offset), TOPK_KERNEL_ARG(seeds),
                               TOPK_KERNEL_ARG(offsets), TOPK_KERNEL_ARG(tokens), TOPK_KERNEL_ARG(probs),
                               TOPK_KERNEL_ARG(lp_raw), TOPK_KERNEL_ARG(lp_processed), TOPK_KERNEL_ARG(top_n),
-                              TOPK_KERNEL_ARG(top_tokens), TOPK_KERNEL_ARG(top_logprobs)};
+                              TOPK_KERNEL_ARG(top_tokens), TOPK_KERNEL_ARG(top_logprobs), TOPK_KERNEL_ARG(nucleus)};
     return topk_launch(gpu, "sample_top_on_device", dtype, plan->teams, plan->threads, args,
                        (int)(sizeof args / sizeof args[0]));
 }
 
 static void sample_top_mapped(const topk_plan *plan, const topk_gpu *gpu, const topk_sample_problem *sp,
-                              sample_device_params d)
+                              sample_device_params d, bool nucleus_on)
 {
     SAMPLE_TOP_LOCALS
     int64_t in_bytes = ((batch - 1) * row_stride + vocab) * plan->elem, prob_count = probs ? batch : 0;
@@ -203,7 +217,7 @@ static void sample_top_mapped(const topk_plan *plan, const topk_gpu *gpu, const 
 }
 
 topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int64_t k,
-                                int team_threads)
+                                int team_threads, bool nucleus)
 {
     topk_problem selection = {.input = p->input, .dtype = p->dtype, .batch = p->batch, .vocab = p->vocab,
                               .row_stride = p->row_stride, .k = k};
@@ -227,11 +241,11 @@ topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, boo
         if (s != TOPK_OK)
             ;
         else if (stream)
-            s = sample_top_on_stream(&plan, gpu, p, d);
+            s = sample_top_on_stream(&plan, gpu, p, d, nucleus);
         else if (device_pointers)
-            sample_top_on_device(&plan, gpu, p, d);
+            sample_top_on_device(&plan, gpu, p, d, nucleus);
         else
-            sample_top_mapped(&plan, gpu, p, d);
+            sample_top_mapped(&plan, gpu, p, d, nucleus);
     }
     pthread_mutex_unlock(&gpu->lock);
     return s;

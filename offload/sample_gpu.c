@@ -2,8 +2,9 @@
  * topk_gpu_sample: the sampler and its helpers as ONE target region per call (teams + parallel, an SPMD
  * kernel like the selection's), a team per row at a time, the team's sample_mem in GPU shared memory.
  *
- * A topk_sample call where some row has a top-k list (sample_list_length) goes to sample_fused.c,
- * which runs the selection kernel with a sampling root. Every other call runs here: the whole-row team
+ * A topk_sample call where some row has a top-k list (sample_list_length) or may be served by a nucleus
+ * list (sample_nucleus_length: top-p or min-p without top-k, unless TOPK_PARAM_SAMPLE_LIST is 1) goes to
+ * sample_fused.c, which runs the selection kernel with a sampling root. Every other call runs here: the whole-row team
  * operations of src/common/sample_team.h, shared with the cpu backend. With device pointers the region reads
  * and writes the caller's memory; with host pointers the same region maps them. The rows' parameters
  * come as scalars when every row has the same, else as arrays in device memory: the caller's
@@ -142,10 +143,25 @@ static void sample_rows_mapped(const topk_gpu *gpu, const topk_sample_problem *p
     SAMPLE_BODY
 }
 
-topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int team_threads)
+/* Whether some row of a call may take a nucleus list with top-p, whose root then makes one pass over the
+ * row for its mass: the planner's teams are then made as large as the sampler allows (a guess, not yet
+ * measured on a GPU: the pass is one team's, and a 64-thread team has 2 warps for 128K elements). */
+static bool nucleus_top_p(const topk_sample_problem *p, int64_t nucleus)
 {
-    int64_t longest = sample_longest_list(p, SAMPLE_LIST);
-    if (longest) return topk_gpu_sample_top(gpu, p, device_pointers, longest, team_threads);
+    if (!nucleus || p->op != SAMPLE_OP_SAMPLE) return false;
+    if (!p->rows) return p->arrays.top_ps || p->every.top_p < 1.0f;
+    for (int64_t r = 0; r < p->batch; r++)
+        if (p->rows[r].top_p < 1.0f && sample_nucleus_length(p->rows[r], p->vocab, nucleus)) return true;
+    return false;
+}
+
+topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int team_threads,
+                            int64_t sample_list)
+{
+    int64_t nucleus = sample_nucleus_of(sample_list, SAMPLE_NUCLEUS_GPU);
+    int64_t longest = sample_longest_list(p, SAMPLE_LIST, nucleus);
+    if (longest && !team_threads && nucleus_top_p(p, nucleus)) team_threads = SAMPLE_TEAM_MAX;
+    if (longest) return topk_gpu_sample_top(gpu, p, device_pointers, longest, team_threads, nucleus > 0);
     int64_t batch = p->batch;
     int teams, threads;
     topk_gpu_row_teams(gpu, batch, SAMPLE_TEAM_MAX, &teams, &threads);

@@ -152,6 +152,7 @@ static int64_t *param_slot(topk_ctx *ctx, topk_param param)
     case TOPK_PARAM_PROFILE: return &ctx->profile;
     case TOPK_PARAM_TEAM_THREADS: return &ctx->team_threads;
     case TOPK_PARAM_SHRINK_AT: return &ctx->shrink_at;
+    case TOPK_PARAM_SAMPLE_LIST: return &ctx->sample_list;
     }
     return NULL;
 }

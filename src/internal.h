@@ -89,7 +89,7 @@ int64_t topk_tuning_choose(const topk_tuning *tuning, topk_param param, const to
 
 struct topk_ctx {
     topk_backend backend; /* resolved: never AUTO */
-    int64_t threads, device, teams_per_row, chunk, profile, team_threads, shrink_at; /* the knobs (knobs.h) */
+    int64_t threads, device, teams_per_row, chunk, profile, team_threads, shrink_at, sample_list; /* the knobs (knobs.h) */
     topk_gpu *gpu;       /* NULL unless backend is OFFLOAD */
     topk_tuning *tuning; /* NULL when no tuning table applies */
     char tuning_device[128]; /* the device column tables are matched on */

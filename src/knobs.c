@@ -18,6 +18,8 @@ static const topk_knob knobs[] = {
     {TOPK_PARAM_TEAM_THREADS, "TOPK_TEAM_THREADS", NULL, "offload", 32, 1024, 32},
     /* when a chunk's team compacts its buffer and raises its floor (plan.c: topk_plan_shrink_at) */
     {TOPK_PARAM_SHRINK_AT, "TOPK_SHRINK_AT", "shrink_at", "offload", 1, TOPK_CAP, 1},
+    /* nucleus lists of topk_sample: 1 turns them off, else up to SAMPLE_LIST (src/common/sample_team.h) */
+    {TOPK_PARAM_SAMPLE_LIST, "TOPK_SAMPLE_LIST", NULL, NULL, 1, 1024, 1},
 };
 
 const topk_knob *topk_knob_of(topk_param param)

@@ -11,7 +11,7 @@
 
 #include "topk.h"
 
-enum { TOPK_PARAM_COUNT = TOPK_PARAM_SHRINK_AT + 1 }; /* the topk_param values are 0..TOPK_PARAM_COUNT-1 */
+enum { TOPK_PARAM_COUNT = TOPK_PARAM_SAMPLE_LIST + 1 }; /* the topk_param values are 0..TOPK_PARAM_COUNT-1 */
 
 typedef struct topk_knob {
     topk_param param;

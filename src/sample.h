@@ -44,21 +44,28 @@ static inline const char *sample_input_row(const topk_sample_problem *p, int64_t
     return (const char *)p->input + (size_t)r * (size_t)p->row_stride * (size_t)topk_dtype_size(p->dtype);
 }
 
-/* The longest top-k list (sample_list_length, lists up to `most`) that a topk_sample call's rows sample
- * from; 0 for the helpers and when no row has one. */
-static inline int64_t sample_longest_sampled(const topk_sample_problem *p, int64_t most)
+/* The longest list (sample_list_length, top-k lists up to `most`; sample_nucleus_length, `nucleus` for rows
+ * with top-p or min-p and no top-k filter, 0: none) that a topk_sample call's rows sample from; 0 for the
+ * helpers and when no row has one. */
+static inline int64_t sample_longest_sampled(const topk_sample_problem *p, int64_t most, int64_t nucleus)
 {
     int64_t longest = 0;
     if (p->op == SAMPLE_OP_SAMPLE && !p->rows) {
         /* Parameters the host cannot read: the caller's bound on top_ks (or the one top_k), and at
          * least 1 for rows that turn out greedy. A row whose list would be longer is sampled the
-         * whole-row way by its root team (sample_fused.c): exact either way, only slower. */
+         * whole-row way by its root team (sample_fused.c): exact either way, only slower. Without a bound,
+         * rows may have no top-k filter and top-p or min-p: they get a nucleus list. */
         int64_t k = p->arrays.top_ks ? (p->max_top_k < most ? p->max_top_k : most) : p->every.top_k;
-        return k > 1 && k < p->vocab && k <= most ? k : 1;
+        k = k > 1 && k < p->vocab && k <= most ? k : 1;
+        bool no_top_k = p->arrays.top_ks ? p->max_top_k == 0 : p->every.top_k == 0 || p->every.top_k >= p->vocab;
+        bool filtered = p->arrays.top_ps || p->arrays.min_ps || p->every.top_p < 1.0f || p->every.min_p > 0.0f;
+        if (nucleus > p->vocab) nucleus = p->vocab;
+        return no_top_k && filtered && nucleus > k ? nucleus : k;
     }
     if (p->op == SAMPLE_OP_SAMPLE)
         for (int64_t r = 0; r < p->batch; r++) {
             int64_t n = sample_list_length(p->rows[r], p->vocab, most);
+            if (!n) n = sample_nucleus_length(p->rows[r], p->vocab, nucleus);
             longest = n > longest ? n : longest;
         }
     return longest;
@@ -73,9 +80,9 @@ static inline int64_t sample_top_count(const topk_sample_problem *p)
 /* How many of each row's best a topk_sample call selects: the longest list its rows sample from, and, when
  * any row has one, at least the top logprobs' count (rows with lists then take their top tokens from the
  * list, sample_team_logprobs); 0 for the helpers and when no row has a list. */
-static inline int64_t sample_longest_list(const topk_sample_problem *p, int64_t most)
+static inline int64_t sample_longest_list(const topk_sample_problem *p, int64_t most, int64_t nucleus)
 {
-    int64_t longest = sample_longest_sampled(p, most);
+    int64_t longest = sample_longest_sampled(p, most, nucleus);
     return longest && longest < sample_top_count(p) ? sample_top_count(p) : longest;
 }
 
@@ -95,16 +102,26 @@ static inline bool sample_rows_uniform(const topk_sample_problem *p)
  * them against vocab: TOPK_ERR_BAD_SAMPLING for a value out of range (sample_api.c). */
 topk_status topk_sample_resolve_rows(const topk_sampling *params, int64_t batch, int64_t vocab, sample_row *rows);
 
-/* The cpu backend (sample_cpu.c): threads <= 0 means OpenMP's default; chunk goes to topk_cpu_select. */
-topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t chunk);
+/* The length of the nucleus lists (sample_nucleus_length) a call's TOPK_PARAM_SAMPLE_LIST asks for: 0 (none)
+ * for 1, the backend's default for 0, else the value. */
+static inline int64_t sample_nucleus_of(int64_t knob, int64_t backend_default)
+{
+    return knob == 1 ? 0 : knob ? knob : backend_default;
+}
+
+/* The cpu backend (sample_cpu.c): threads <= 0 means OpenMP's default; chunk goes to topk_cpu_select;
+ * sample_list the context's TOPK_PARAM_SAMPLE_LIST. */
+topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t chunk, int64_t sample_list);
 
 /* The offload backend (offload/sample_gpu.c): one target region per call. team_threads: the context's
  * TOPK_PARAM_TEAM_THREADS, 0 for the planner's choice (only the top-k list path plans teams). */
-topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int team_threads);
+topk_status topk_gpu_sample(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int team_threads,
+                            int64_t sample_list);
 
-/* Its topk_sample for calls where some row has a top-k list (offload/sample_fused.c): the selection
- * kernel with k = the longest list, and a sampling root. */
+/* Its topk_sample for calls where some row has a top-k or a nucleus list (offload/sample_fused.c): the
+ * selection kernel with k = the longest list, and a sampling root; nucleus: whether rows without a top-k
+ * filter try their list (sample_team_nucleus) before the whole-row way. */
 topk_status topk_gpu_sample_top(topk_gpu *gpu, const topk_sample_problem *p, bool device_pointers, int64_t k,
-                                int team_threads);
+                                int team_threads, bool nucleus);
 
 #endif

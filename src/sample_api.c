@@ -66,8 +66,9 @@ static topk_status dispatch(topk_ctx *ctx, topk_sample_problem *p, unsigned flag
 {
     switch (ctx->backend) {
     case TOPK_BACKEND_CPU:
-    case TOPK_BACKEND_REFERENCE: return topk_cpu_sample(p, (int)ctx->threads, ctx->chunk);
-    case TOPK_BACKEND_OFFLOAD: return topk_gpu_sample(ctx->gpu, p, flags & TOPK_DEVICE_POINTERS, (int)ctx->team_threads);
+    case TOPK_BACKEND_REFERENCE: return topk_cpu_sample(p, (int)ctx->threads, ctx->chunk, ctx->sample_list);
+    case TOPK_BACKEND_OFFLOAD:
+        return topk_gpu_sample(ctx->gpu, p, flags & TOPK_DEVICE_POINTERS, (int)ctx->team_threads, ctx->sample_list);
     case TOPK_BACKEND_AUTO: break;
     }
     return TOPK_ERR_BAD_BACKEND;

@@ -13,7 +13,7 @@
 #include "check.h"
 
 static const char *const variables[] = {"TOPK_BACKEND", "TOPK_THREADS", "TOPK_TEAMS_PER_ROW", "TOPK_CHUNK",
-                                        "TOPK_PROFILE", "TOPK_TEAM_THREADS", "TOPK_SHRINK_AT"};
+                                        "TOPK_PROFILE", "TOPK_TEAM_THREADS", "TOPK_SHRINK_AT", "TOPK_SAMPLE_LIST"};
 enum { VARIABLE_COUNT = sizeof variables / sizeof variables[0] };
 static char *saved[VARIABLE_COUNT];
 
@@ -73,6 +73,7 @@ Test(environment, tuning_values_out_of_range)
     expect_bad_env("TOPK_TEAM_THREADS", "16");
     expect_bad_env("TOPK_SHRINK_AT", "4097"); /* above the team's buffer */
     expect_bad_env("TOPK_SHRINK_AT", "-1");
+    expect_bad_env("TOPK_SAMPLE_LIST", "1025"); /* longer than the GPU's list */
 }
 
 /* Every knob's variable lands in its parameter (one table, src/knobs.c), on any backend. */
@@ -83,7 +84,8 @@ Test(environment, knobs_read_into_params)
         topk_param param;
     } knobs[] = {{"TOPK_THREADS", "3", TOPK_PARAM_THREADS}, {"TOPK_TEAMS_PER_ROW", "12", TOPK_PARAM_TEAMS_PER_ROW},
                  {"TOPK_CHUNK", "4096", TOPK_PARAM_CHUNK}, {"TOPK_PROFILE", "1", TOPK_PARAM_PROFILE},
-                 {"TOPK_TEAM_THREADS", "512", TOPK_PARAM_TEAM_THREADS}, {"TOPK_SHRINK_AT", "300", TOPK_PARAM_SHRINK_AT}};
+                 {"TOPK_TEAM_THREADS", "512", TOPK_PARAM_TEAM_THREADS}, {"TOPK_SHRINK_AT", "300", TOPK_PARAM_SHRINK_AT},
+                 {"TOPK_SAMPLE_LIST", "1", TOPK_PARAM_SAMPLE_LIST}};
     for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
         topk_ctx *ctx;
         int64_t value = -1;

@@ -311,6 +311,27 @@ SAMPLE_INLINE int64_t sample_list_length(sample_row rp, int64_t vocab, int64_t m
     return rp.top_k > 1 && rp.top_k < vocab && rp.top_k <= most ? rp.top_k : 0;
 }
 
+/* How many of a row's best topk_sample tries to draw from when the row has no top-k filter but top-p or
+ * min-p (temperature > 0): `nucleus` (the caller's list length, 0: none; at most vocab), else 0. Unlike a
+ * top-k list the nucleus list serves only when the row's kept set turns out to lie inside it
+ * (sample_team_nucleus); the draw is then the same, else the row goes the whole-row way. */
+SAMPLE_INLINE int64_t sample_nucleus_length(sample_row rp, int64_t vocab, int64_t nucleus)
+{
+    bool no_top_k = rp.top_k == 0 || rp.top_k >= vocab;
+    bool filtered = rp.top_p < 1.0f || rp.min_p > 0.0f;
+    return rp.temperature > 0.0f && rp.top_k != 1 && no_top_k && filtered ? (nucleus < vocab ? nucleus : vocab) : 0;
+}
+
+/* sample_exp is not monotone to the last bit (its range reduction and its polynomial each round), but
+ * nearly: for every float z <= 0, sample_exp(z') <= sample_exp(z) * (1 + 2^-23) for all z' <= z (an
+ * exhaustive scan of every float, tests/test_sample_nucleus.c: the worst is 2^-23.6). So when the
+ * weight w of a row's n-th best satisfies w * (1 + 2^-22) < min_p, every token below the n-th (whose
+ * logit, and so whose z, is at most the n-th's) has weight < min_p: min-p cuts the whole rest of the row. */
+SAMPLE_INLINE bool sample_min_p_cuts_below(float w, float min_p)
+{
+    return (double)w * (1.0 + 0x1p-22) < (double)min_p;
+}
+
 /* A NaN of the dtype (raw bits). The library's order ranks NaN first and sampling ranks it as -inf, so
  * a selected list that starts with one cannot serve sample_from_list. */
 SAMPLE_INLINE bool sample_bits_are_nan(int dtype, uint32_t bits)
@@ -360,27 +381,40 @@ SAMPLE_INLINE uint64_t sample_list_weight(const char *row, int dtype, sample_sca
     return sample_list_weight_of(sc, rp, sample_value(dtype, sample_bits_at(row, dtype, topk_composite_column(c))));
 }
 
-/* The draw from list weights w[0..n) (which it overwrites). */
-SAMPLE_INLINE sample_pick sample_list_draw(const uint64_t *list, uint64_t *w, int64_t n, sample_row rp,
-                                           uint64_t random)
+/* The draw from list weights w[0..n) when the top-p prefix must reach `target` (top-p's ceil(p * S), S the
+ * kept set's mass before top-p: the list's own for a top-k list, the whole row's for a nucleus list; a
+ * target above the list's mass keeps the whole list). */
+SAMPLE_INLINE sample_pick sample_list_draw_to(const uint64_t *list, const uint64_t *w, int64_t n, uint64_t target,
+                                              uint64_t random)
 {
     const uint64_t cut = SAMPLE_MIN_P_CUT;
-    uint64_t total = 0;
-    for (int64_t j = 0; j < n; j++) total += w[j] & ~cut;
-    uint64_t target = rp.top_p < 1.0f ? sample_top_p_target(rp.top_p, total) : total;
     uint64_t mass = 0, kept = 0;
     int64_t end = 0;
     for (; end < n && mass < target; end++) mass += w[end] & ~cut;
-    for (int64_t j = 0; j < end; j++) {
-        w[j] = (w[j] & cut) ? 0 : w[j];
-        kept += w[j];
-    }
+    for (int64_t j = 0; j < end; j++) kept += (w[j] & cut) ? 0 : w[j];
     uint64_t drawn = sample_mulhi(random, kept), below = 0;
     for (int64_t j = 0; j < end; j++) {
-        below += w[j];
-        if (below > drawn) return (sample_pick){topk_composite_column(list[j]), sample_ratio(w[j], kept)};
+        uint64_t x = (w[j] & cut) ? 0 : w[j];
+        below += x;
+        if (below > drawn) return (sample_pick){topk_composite_column(list[j]), sample_ratio(x, kept)};
     }
     return (sample_pick){topk_composite_column(list[0]), 1.0f}; /* not reached: drawn < kept */
+}
+
+/* The mass of list weights w[0..n), min-p's cut ones included (top-p counts them). */
+SAMPLE_INLINE uint64_t sample_list_mass(const uint64_t *w, int64_t n)
+{
+    uint64_t total = 0;
+    for (int64_t j = 0; j < n; j++) total += w[j] & ~SAMPLE_MIN_P_CUT;
+    return total;
+}
+
+/* The draw from a top-k list's weights w[0..n): top-p over the list's own mass. */
+SAMPLE_INLINE sample_pick sample_list_draw(const uint64_t *list, const uint64_t *w, int64_t n, sample_row rp,
+                                           uint64_t random)
+{
+    uint64_t total = sample_list_mass(w, n);
+    return sample_list_draw_to(list, w, n, rp.top_p < 1.0f ? sample_top_p_target(rp.top_p, total) : total, random);
 }
 
 /* The three steps by one thread, on the entries' values as they were selected: values[j] (elements of

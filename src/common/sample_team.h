@@ -29,6 +29,11 @@
 #define SAMPLE_BINS 256
 #define SAMPLE_TEAM_MAX 256 /* most threads in a team */
 #define SAMPLE_LIST 1024    /* the GPU serves top_k up to this from a top-k list (offload/sample_fused.c) */
+/* The nucleus lists' default lengths (TOPK_PARAM_SAMPLE_LIST 0): on the GPU the longest k whose selection
+ * keeps the small teams and the candidate test of a top-k-50 call (offload/sizes.h); the cpu backend's
+ * selection costs about the same at any such k. */
+#define SAMPLE_NUCLEUS_GPU 128
+#define SAMPLE_NUCLEUS_CPU 1024
 #define SAMPLE_TOP_MAX TOPK_TOP_LOGPROBS_MAX /* the most top logprobs a row asks for */
 
 /* A team's shared memory. On the GPU it lives in shared memory; a one-thread team has its own. */
@@ -237,6 +242,40 @@ SAMPLE_INLINE sample_pick sample_team_draw_row(sample_team t, sample_view v, sam
     pick.token = topk_composite_column(chosen);
     pick.prob = sample_ratio(view_mass(v, pick.token, chosen), kept);
     return pick;
+}
+
+/* topk_sample for a row without a top-k filter (sample_nucleus_length) from a list of its best: true, with
+ * thread 0's *pick sample_team_draw_row's own, bit for bit, when the row's kept set lies inside the list;
+ * false when it may not (the caller then goes the whole-row way). list[0..n): the row's n best under the
+ * sampling order, best first, not led by a NaN (so the row has none: the library's order ranks NaN first),
+ * and n >= 2 unless n == vocab; w[0..n): scratch the team shares.
+ *
+ * Why it is the same draw: sample_team_draw_row keeps the best-first prefix whose mass first reaches
+ * target = ceil(p * S) (S: the whole row's mass), less min-p's cuts, and draws in best-first order. The
+ * list is that order's first n, so when the list's mass reaches the target the prefix ends inside it, and
+ * when min-p cuts everything below the list (sample_min_p_cuts_below) nothing outside it is kept either
+ * way: in both cases sample_list_draw_to draws the same token with the same kept mass. S costs one pass
+ * over the row, only for top-p rows whose list is not the whole row; min-p alone needs none. */
+SAMPLE_INLINE bool sample_team_nucleus(sample_team t, sample_view v, const uint64_t *list, uint64_t *w, int64_t n,
+                                       sample_row rp, uint64_t random, sample_pick *pick)
+{
+    float max = sample_value(v.dtype, sample_bits_at(v.row, v.dtype, topk_composite_column(list[0])));
+    *pick = (sample_pick){topk_composite_column(list[0]), 1.0f};
+    if (max == -__builtin_inff() || n == 1) return true; /* n == 1 == vocab */
+    v.kind = SAMPLE_LOGITS;
+    v.floor = 0;
+    v.min_p = 0.0f;
+    v.cache = 0;
+    v.sc = sample_scale_make(max, rp.temperature, v.vocab);
+    for (int64_t j = t.tid; j < n; j += t.nt) w[j] = sample_list_weight(v.row, v.dtype, v.sc, rp, list[j]);
+    sample_barrier(t);
+    uint64_t listed = sample_list_mass(w, n), target = listed; /* every thread sums: no broadcast needed */
+    if (rp.top_p < 1.0f) target = sample_top_p_target(rp.top_p, n < v.vocab ? sample_team_mass(t, v) : listed);
+    int64_t last_column = topk_composite_column(list[n - 1]);
+    float last = sample_w(v.sc, sample_value(v.dtype, sample_bits_at(v.row, v.dtype, last_column)));
+    bool inside = n == v.vocab || (rp.top_p < 1.0f && target <= listed) || sample_min_p_cuts_below(last, rp.min_p);
+    if (inside && t.tid == 0) *pick = sample_list_draw_to(list, w, n, target, random);
+    return inside;
 }
 
 /* topk_softmax for one row. A row with nothing but -inf and NaN puts probability 1 on its first

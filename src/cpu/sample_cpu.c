@@ -5,7 +5,10 @@
  * first: topk_cpu_select filters the row with SIMD compares against a running threshold and returns the
  * row's best top_k sorted, so the sampler only ever looks at those (sample_from_list). The library's
  * order ranks NaN above +inf while sampling ranks NaN as -inf, so a row whose selection starts with a
- * NaN is done the whole-row way instead. Every other row (no top_k, a large one, and the helpers) runs
+ * NaN is done the whole-row way instead. Rows with top-p or min-p and no top_k select a nucleus list of
+ * their best (TOPK_PARAM_SAMPLE_LIST, 1024 by default) the same way and draw from it when their kept set
+ * lies inside it (sample_team_nucleus: the same draw, after one pass for the row's mass when top-p is on).
+ * Every other row (no filter, a large top_k, a nucleus that overflows its list, and the helpers) runs
  * the team operations of sample_team.h with a team of one thread per row, rows spread over OpenMP
  * threads, with the row's float weights cached so the exponentials are computed once.
  *
@@ -21,23 +24,28 @@
 /* Above this top_k a row is sampled the whole-row way (the selection's buffers grow with k). */
 enum { CPU_LIST_MOST = 4096 };
 
-/* The length of the row's candidate list, or 0 for the whole-row way. */
-static int64_t list_length(const sample_row *rp, int64_t vocab) { return sample_list_length(*rp, vocab, CPU_LIST_MOST); }
+/* The length of the row's top-k list (top_k, or 1 for a greedy row), else of its nucleus list (`nucleus`:
+ * 0 for none), or 0 for the whole-row way. */
+static int64_t list_length(const sample_row *rp, int64_t vocab, int64_t nucleus)
+{
+    int64_t n = sample_list_length(*rp, vocab, CPU_LIST_MOST);
+    return n ? n : sample_nucleus_length(*rp, vocab, nucleus);
+}
 
 /* The top `k` of every row that has a list (k = the longest list), best first, by topk_cpu_select:
  * in one call for the whole batch when every row has one, else one call per such row. */
-static topk_status select_lists(const topk_sample_problem *p, int64_t k, int threads, int64_t chunk,
-                                char *values, int64_t *indices)
+static topk_status select_lists(const topk_sample_problem *p, int64_t k, int64_t nucleus, int threads,
+                                int64_t chunk, char *values, int64_t *indices)
 {
     int elem = topk_dtype_size(p->dtype);
     bool every_row = true;
-    for (int64_t r = 0; r < p->batch; r++) every_row = every_row && list_length(&p->rows[r], p->vocab) > 0;
+    for (int64_t r = 0; r < p->batch; r++) every_row = every_row && list_length(&p->rows[r], p->vocab, nucleus) > 0;
     topk_problem sel = {.input = p->input, .dtype = p->dtype, .batch = p->batch, .vocab = p->vocab,
                         .row_stride = p->row_stride, .k = k, .values = values, .indices = indices};
     if (every_row) return topk_cpu_select(&sel, threads, chunk);
     sel.batch = 1;
     for (int64_t r = 0; r < p->batch; r++) {
-        if (!list_length(&p->rows[r], p->vocab)) continue;
+        if (!list_length(&p->rows[r], p->vocab, nucleus)) continue;
         sel.input = sample_input_row(p, r);
         sel.values = values + r * k * elem;
         sel.indices = indices + r * k;
@@ -75,39 +83,46 @@ static void run_helper_row(const topk_sample_problem *p, int64_t r, sample_mem *
     }
 }
 
-/* Samples row r: from its list (selected[0..longest) values and indices) when it has one that does not
- * start with a NaN, else the whole row with a one-thread team; then its logprobs. list: 2 * longest
- * entries of scratch. */
+/* Samples row r: from its top-k list (selected[0..longest) values and indices) when it has one that does
+ * not start with a NaN, or from its nucleus list when that holds the row's kept set, else the whole row with
+ * a one-thread team; then its logprobs. list: 2 * longest entries of scratch. */
 static void sample_row_of(const topk_sample_problem *p, int64_t r, const char *values, const int64_t *indices,
-                          uint64_t *list, sample_mem *mem, float *cache)
+                          int64_t nucleus, uint64_t *list, sample_mem *mem, float *cache)
 {
     sample_team t = {mem, 0, 1};
     sample_row rp = p->rows[r];
     sample_view v = {.row = sample_input_row(p, r), .dtype = p->dtype, .vocab = p->vocab};
     uint64_t random = sample_row_random(p->seed, p->offset, p->seeds, p->offsets, r);
-    int64_t n = list_length(&rp, p->vocab), top = sample_top_count(p), listed = n > top ? n : top;
-    sample_pick pick;
-    if (n && list_composites(p, values, indices, listed, list)) {
+    int64_t n = sample_list_length(rp, p->vocab, CPU_LIST_MOST);
+    int64_t tried = n ? 0 : sample_nucleus_length(rp, p->vocab, nucleus);
+    if (tried < 2 && tried != p->vocab) tried = 0; /* a nucleus list of one entry cannot tell anything */
+    int64_t top = sample_top_count(p), built = n ? n : tried, listed = built > top ? built : top;
+    sample_pick pick = {0, 1.0f};
+    bool list_ok = built && list_composites(p, values, indices, listed, list), drawn = false;
+    if (n && list_ok) {
         pick = sample_from_list(values, p->dtype, p->vocab, list, n, list + listed, rp, random);
-    } else {
-        listed = 0;
-        pick = sample_team_draw_row(t, v, rp, random, cache);
+        drawn = true;
+    } else if (tried && list_ok) {
+        drawn = sample_team_nucleus(t, v, list, list + listed, tried, rp, random, &pick);
     }
+    if (!drawn) pick = sample_team_draw_row(t, v, rp, random, cache);
+    if (!list_ok) listed = 0; /* a nucleus list that did not hold the kept set still holds the row's best */
     ((int64_t *)p->out)[r] = pick.token;
     if (p->probs) p->probs[r] = pick.prob;
     if (sample_logprobs_wanted(p->lp)) sample_team_logprobs(t, v, rp, list, listed, pick, p->lp, r);
 }
 
-topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t chunk)
+topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t chunk, int64_t sample_list)
 {
-    int64_t longest = sample_longest_list(p, CPU_LIST_MOST);
+    int64_t nucleus = sample_nucleus_of(sample_list, SAMPLE_NUCLEUS_CPU);
+    int64_t longest = sample_longest_list(p, CPU_LIST_MOST, nucleus);
     int elem = topk_dtype_size(p->dtype);
     char *values = NULL;
     int64_t *indices = NULL;
     if (longest) {
         values = malloc((size_t)(p->batch * longest * elem));
         indices = malloc((size_t)(p->batch * longest) * sizeof(int64_t));
-        topk_status s = values && indices ? select_lists(p, longest, threads, chunk, values, indices)
+        topk_status s = values && indices ? select_lists(p, longest, nucleus, threads, chunk, values, indices)
                                           : TOPK_ERR_OUT_OF_MEMORY;
         if (s != TOPK_OK) {
             free(values);
@@ -135,7 +150,7 @@ topk_status topk_cpu_sample(const topk_sample_problem *p, int threads, int64_t c
         int me = omp_get_thread_num();
         if (p->op == SAMPLE_OP_SAMPLE) /* no lists at all (longest 0): values and indices are NULL */
             sample_row_of(p, r, values ? values + r * longest * elem : NULL, indices ? indices + r * longest : NULL,
-                          lists + me * list_len, &mems[me], caches + me * cache_len);
+                          nucleus, lists + me * list_len, &mems[me], caches + me * cache_len);
         else
             run_helper_row(p, r, &mems[me]);
     }
