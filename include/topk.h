@@ -139,7 +139,7 @@ typedef enum topk_param {
     /* topk_sample, rows with top-p or min-p and no top-k filter: how many of the row's best to select and draw
      * from when the row's kept set lies inside them (the same draw as over the whole row, which is the
      * fallback); 1: never, every such row is sampled over the whole row (the old path, for A/B timing);
-     * 0: the backend's default (cpu 1024, offload 128); else 2..1024 (env TOPK_SAMPLE_LIST) */
+     * 0: the default, 1024; else 2..1024 (env TOPK_SAMPLE_LIST) */
     TOPK_PARAM_SAMPLE_LIST = 7
 } topk_param;
 

@@ -29,10 +29,11 @@
 #define SAMPLE_BINS 256
 #define SAMPLE_TEAM_MAX 256 /* most threads in a team */
 #define SAMPLE_LIST 1024    /* the GPU serves top_k up to this from a top-k list (offload/sample_fused.c) */
-/* The nucleus lists' default lengths (TOPK_PARAM_SAMPLE_LIST 0): on the GPU the longest k whose selection
- * keeps the small teams and the candidate test of a top-k-50 call (offload/sizes.h); the cpu backend's
- * selection costs about the same at any such k. */
-#define SAMPLE_NUCLEUS_GPU 128
+/* The nucleus lists' default lengths (TOPK_PARAM_SAMPLE_LIST 0), both the longest list: on an H100 min-p
+ * 0.1 alone over 128256 logits took 195-381 us with 1024 against 4130-11176 us with 128, whose list the
+ * ~700 kept tokens did not fit (bench/RESULTS.md, tenth session); the cpu backend's selection costs about
+ * the same at any such k. */
+#define SAMPLE_NUCLEUS_GPU 1024
 #define SAMPLE_NUCLEUS_CPU 1024
 #define SAMPLE_TOP_MAX TOPK_TOP_LOGPROBS_MAX /* the most top logprobs a row asks for */
 
