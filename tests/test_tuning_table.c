@@ -52,7 +52,9 @@ static const char good[] = "# libtopk tuning v1\n"
                            "cpu devB bf16 1 50304 50 threads 3 1.0\n"
                            "cpu * fp32 1 128256 50 threads 1 12\n"
                            "\toffload devA bf16 1 50304 50 teams_per_row 8 40\r\n"
-                           "offload devA bf16 1 50304 50 teams_per_row 16 30\n";
+                           "offload devA bf16 1 50304 50 teams_per_row 16 30\n"
+                           "offload devA bf16 256 151936 50 shrink_at 200 140\n"
+                           "offload devA bf16 256 151936 50 shrink_at 4096 180\n";
 
 Test(tuning_table, good_table_keeps_the_rows_of_its_backend_and_device)
 {
@@ -73,6 +75,8 @@ Test(tuning_table, good_table_keeps_the_rows_of_its_backend_and_device)
                  "another batch keeps the measured teams in flight: 16 teams for 1 row are 4 a row for 4 rows");
     cr_assert_eq(choose(t, TOPK_PARAM_TEAMS_PER_ROW, TOPK_BF16, 2, 50304, 25), 8);
     cr_assert_eq(choose(t, TOPK_PARAM_THREADS, TOPK_BF16, 1, 50304, 50), 0);
+    cr_assert_eq(choose(t, TOPK_PARAM_SHRINK_AT, TOPK_BF16, 256, 151936, 50), 200, "the faster shrink_at");
+    cr_assert_eq(choose(t, TOPK_PARAM_SHRINK_AT, TOPK_BF16, 64, 151936, 50), 200, "kept as measured at another batch");
     topk_tuning_free(t);
 
     cr_assert_eq(parse(good, "cpu", "devB", &t, msg, sizeof msg), TOPK_OK);
@@ -250,8 +254,9 @@ Test(tuning_table, public_api_and_environment)
     cr_assert_eq(topk_tuning_check(NULL, msg, sizeof msg), TOPK_ERR_NULL_POINTER);
 }
 
-/* A table for any device ("*") that cuts rows into many small segments on many threads, and teams into
- * odd numbers: the results must still be the oracle's, and the profile shows the table was used. */
+/* A table for any device ("*") that cuts rows into many small segments on many threads, teams into odd
+ * numbers, and has the GPU teams raise their floor at every wave (shrink_at 1): the results must still be
+ * the oracle's, and the profile shows the table was used. */
 static const char forcing[] = "# libtopk tuning v1\n"
                               "cpu * fp32 1 70001 50 threads 3 1\n"
                               "cpu * fp16 1 70001 50 threads 3 1\n"
@@ -261,7 +266,10 @@ static const char forcing[] = "# libtopk tuning v1\n"
                               "cpu * bf16 1 70001 50 chunk 1000 1\n"
                               "offload * fp32 1 70001 50 teams_per_row 7 1\n"
                               "offload * fp16 1 70001 50 teams_per_row 7 1\n"
-                              "offload * bf16 1 70001 50 teams_per_row 7 1\n";
+                              "offload * bf16 1 70001 50 teams_per_row 7 1\n"
+                              "offload * fp32 1 70001 50 shrink_at 1 1\n"
+                              "offload * fp16 1 70001 50 shrink_at 1 1\n"
+                              "offload * bf16 1 70001 50 shrink_at 1 1\n";
 
 static void never_changes_results(topk_backend backend)
 {
